@@ -1,0 +1,27 @@
+//! # sluice-proto: the sans-I/O core of Sluice
+//!
+//! Everything Sluice knows about bytes on the wire lives here, with no async runtime, no
+//! sockets, no clock and no random generator of its own. Callers pass bytes, the current time
+//! and a [`Random`] source in; they get parsed values, events and bytes to send out.
+//!
+//! What it does:
+//! - [`hostname`]: the normalized, validated host names that routing works on;
+//! - [`sni`]: an incremental ClientHello parser that finds the SNI;
+//! - [`proxy`]: PROXY protocol v1 and v2, parse and emit.
+//!
+//! What it does not do: open sockets, read clocks, spawn tasks, log to anything but `tracing`,
+//! or terminate TLS. The edge and the connector are the shells that do those things.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod hostname;
+pub mod limits;
+pub mod peek;
+pub mod proxy;
+pub mod random;
+pub mod sni;
+
+pub use hostname::{Hostname, HostnameError};
+pub use peek::Peek;
+pub use random::Random;

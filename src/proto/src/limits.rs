@@ -1,0 +1,61 @@
+//! Every peer-controlled length or count has a named cap, and they all live here.
+//!
+//! `MAX_*` constants are hard protocol or sanity limits. `DEFAULT_*` constants are the
+//! defaults of knobs an operator may change (within the `*_LIMIT` ceilings), usually through
+//! [`crate::mux::MuxConfig`] or the edge configuration.
+
+/// Longest host name, in bytes, without a trailing dot (RFC 1035 §2.3.4).
+pub const MAX_HOSTNAME_LEN: usize = 253;
+/// Longest DNS label, in bytes.
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// Longest Fernet token accepted on a tunnel connection, in bytes of base64.
+///
+/// SniTun reads the token in a single read of at most 2048 (4096 in worker mode) bytes; a
+/// minimal token is 332 bytes. 8 KiB leaves room for long alias lists.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Most aliases a token may carry.
+pub const MAX_ALIASES: usize = 64;
+
+/// Default cap on a ClientHello handshake message (4-byte header included), in bytes.
+///
+/// Post-quantum key shares make browser hellos 1.5-2 KiB; a hello may span several TLS
+/// records. 16 KiB is the largest a single TLS record can carry.
+pub const DEFAULT_MAX_HELLO_LEN: usize = 16 * 1024;
+/// Ceiling for the configurable ClientHello cap.
+pub const MAX_HELLO_LEN_LIMIT: usize = 64 * 1024;
+
+/// Default cap on the payload of one multiplexer frame we accept (the `SIZE` field).
+///
+/// SniTun enforces none, and its in-process TLS transport sends frames of about 4.2 MB.
+/// Payloads are streamed to their channel as they arrive, so this bounds nonsense, not memory.
+pub const DEFAULT_MAX_FRAME_SIZE: u32 = 8 * 1024 * 1024;
+/// Ceiling for the configurable frame cap.
+pub const MAX_FRAME_SIZE_LIMIT: u32 = 64 * 1024 * 1024;
+/// Largest payload of a frame this crate sends; larger writes are split.
+pub const MAX_SEND_FRAME_PAYLOAD: usize = 64 * 1024;
+/// Largest `SIZE` of a protocol-2 NEW frame's encrypted caller address (`'6'` + 16 bytes,
+/// padded to 32). Larger is a protocol violation.
+pub const MAX_NEW_DATA_LEN: u32 = 64;
+/// Largest `SIZE` tolerated (and skipped) on CLOSE, PING, PAUSE, RESUME and unknown flows,
+/// which carry no payload.
+pub const MAX_CONTROL_PAYLOAD: u32 = 64 * 1024;
+
+/// Default limit on open channels per tunnel.
+pub const DEFAULT_MAX_CHANNELS: usize = 1024;
+/// Default high watermark of a channel's undelivered incoming bytes: above it a protocol-1+
+/// peer is sent PAUSE.
+pub const DEFAULT_INCOMING_HIGH: usize = 512 * 1024;
+/// Default low watermark of a channel's undelivered incoming bytes: at or below it RESUME.
+pub const DEFAULT_INCOMING_LOW: usize = 128 * 1024;
+/// Default per-channel cap on undelivered incoming bytes: above it the tunnel stops reading
+/// (every channel waits) until the channel drains below the high watermark. Protocol-0 peers
+/// cannot be paused, so this is what bounds their memory.
+pub const DEFAULT_CHANNEL_INCOMING_MAX: usize = 8 * 1024 * 1024;
+/// Default cap on undelivered incoming bytes summed over a tunnel's channels.
+pub const DEFAULT_TUNNEL_INCOMING_MAX: usize = 32 * 1024 * 1024;
+/// Default high watermark of a channel's queued outgoing bytes: above it the local source
+/// (browser or home server socket) is not read.
+pub const DEFAULT_OUTGOING_HIGH: usize = 256 * 1024;
+/// Default low watermark of a channel's queued outgoing bytes.
+pub const DEFAULT_OUTGOING_LOW: usize = 64 * 1024;

@@ -1,0 +1,1 @@
+//! The SNI peek: an incremental ClientHello parser. (Being written.)
