@@ -70,7 +70,10 @@ impl Hostname {
         if all_numeric_last {
             return Err(HostnameError::IpLiteral);
         }
-        let lower: String = raw.iter().map(|&b| char::from(b.to_ascii_lowercase())).collect();
+        let lower: String = raw
+            .iter()
+            .map(|&b| char::from(b.to_ascii_lowercase()))
+            .collect();
         Ok(Self(lower.into_boxed_str()))
     }
 
@@ -152,6 +155,9 @@ mod tests {
         assert!(Hostname::parse(name.as_bytes()).is_ok());
         assert!(Hostname::parse(format!("{name}.").as_bytes()).is_ok());
         let long = format!("{name}b");
-        assert_eq!(Hostname::parse(long.as_bytes()), Err(HostnameError::TooLong));
+        assert_eq!(
+            Hostname::parse(long.as_bytes()),
+            Err(HostnameError::TooLong)
+        );
     }
 }

@@ -15,12 +15,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod crypto;
+pub mod frame;
+pub mod handshake;
 pub mod hostname;
 pub mod limits;
 pub mod peek;
 pub mod proxy;
 pub mod random;
 pub mod sni;
+#[cfg(test)]
+mod test_vectors;
+pub mod token;
+pub mod version;
 
 pub use hostname::{Hostname, HostnameError};
 pub use peek::Peek;

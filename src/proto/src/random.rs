@@ -35,3 +35,24 @@ impl Random for VectorPattern {
         }
     }
 }
+
+/// Test helper: hands out the given bytes, in order, whatever the request size.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Scripted(pub(crate) std::collections::VecDeque<u8>);
+
+#[cfg(test)]
+impl Scripted {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        Self(bytes.iter().copied().collect())
+    }
+}
+
+#[cfg(test)]
+impl Random for Scripted {
+    fn fill(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = self.0.pop_front().expect("scripted randomness ran out");
+        }
+    }
+}
