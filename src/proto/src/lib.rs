@@ -20,6 +20,7 @@ pub mod frame;
 pub mod handshake;
 pub mod hostname;
 pub mod limits;
+pub mod mux;
 pub mod peek;
 pub mod proxy;
 pub mod random;

@@ -1,0 +1,62 @@
+//! What the multiplexer tells its shell.
+
+use bytes::Bytes;
+use std::net::IpAddr;
+
+use super::channel::ChannelHandle;
+
+/// Something the shell must act on. Events are notifications: the state they announce is read
+/// through the multiplexer's methods ([`super::Multiplexer::recv`], `can_send`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer opened a channel (client side only). Connect it to its destination.
+    Opened {
+        /// The new channel.
+        channel: ChannelHandle,
+        /// The caller's address as the server reported it (`None` if it sent none usable).
+        caller: Option<IpAddr>,
+    },
+    /// Data, or the end of it, is ready: call `recv` until it answers `Empty`.
+    Readable {
+        /// The channel.
+        channel: ChannelHandle,
+    },
+    /// A channel's local source may be read again: `can_send` is true.
+    Writable {
+        /// The channel.
+        channel: ChannelHandle,
+    },
+    /// The channel was closed by the peer or by the multiplexer itself (never for a channel the
+    /// shell closed). Stop reading its source; `recv` still hands out what arrived before.
+    Closed {
+        /// The channel.
+        channel: ChannelHandle,
+        /// Why.
+        cause: CloseCause,
+    },
+    /// The tunnel stopped consuming input (a channel or the tunnel was over its cap) and may
+    /// now consume again: call `handle_input` with what is buffered, then read more.
+    InputReady,
+}
+
+/// Why the multiplexer closed a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCause {
+    /// The peer sent CLOSE.
+    PeerClosed,
+    /// The peer opened a second channel with the same id; both are closed.
+    DuplicateId,
+    /// No data either way for the channel idle timeout.
+    Idle,
+}
+
+/// The answer of [`super::Multiplexer::recv`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recv {
+    /// Bytes for the local sink. Report them with `consumed` once written.
+    Data(Bytes),
+    /// Nothing now; a [`Event::Readable`] follows when there is.
+    Empty,
+    /// The channel is closed and drained (or the handle is stale): close the sink.
+    Closed,
+}

@@ -1,0 +1,349 @@
+//! Reading frames off the tunnel: decrypt headers, stream payloads to their channels, and
+//! judge what the peer sends.
+//!
+//! DATA payloads are not buffered until complete: each read's share of a payload is handed to
+//! its channel at once (`split_to` of the read buffer, no copy), so memory does not grow with
+//! the frame size and a 4 MiB frame (SniTun's in-process TLS sends such) costs nothing extra.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::channel::{ChannelHandle, Phase};
+use super::{CloseCause, Control, Event, Multiplexer, MuxError};
+use crate::crypto::{AEAD_OVERHEAD, CryptoError, Role};
+use crate::frame::{self, ChannelId, Flow, HEADER_LEN, Header, PONG_MARK};
+use crate::limits::{MAX_CONTROL_PAYLOAD, MAX_NEW_DATA_LEN};
+use crate::random::Random;
+
+/// Below this, a chunk for a channel that is already lagging is copied out of the read buffer,
+/// so that a slow reader holding many small chunks cannot pin many large read buffers.
+const COMPACT_BELOW: usize = 16 * 1024;
+
+/// Where the decoder is in the byte stream.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum InputState {
+    /// Waiting for a header unit.
+    Header,
+    /// Waiting for the encrypted payload of a protocol-2 NEW.
+    NewPayload { header: Header },
+    /// Inside a DATA payload for a channel.
+    Payload {
+        index: usize,
+        generation: u32,
+        remaining: u32,
+    },
+    /// Inside a payload nobody wants.
+    Skip { remaining: u32 },
+}
+
+impl<R: Random> Multiplexer<R> {
+    /// Consumes whole frames (and any payload bytes) from the front of `buf`, the bytes read
+    /// from the tunnel socket, at time `now`. Leaves a partial frame in `buf` for next time;
+    /// stops early while [`Self::wants_input`] is false.
+    ///
+    /// An error ends the tunnel: close the socket and every channel's sink.
+    pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), MuxError> {
+        if let Some(e) = &self.closed {
+            return Err(if *e == MuxError::Closed {
+                MuxError::Closed
+            } else {
+                e.clone()
+            });
+        }
+        if !buf.is_empty() {
+            self.timers.received(now);
+        }
+        let result = self.consume(buf, now);
+        if let Err(e) = &result {
+            self.closed = Some(e.clone());
+        }
+        result
+    }
+
+    fn consume(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), MuxError> {
+        loop {
+            if self.input_blocked() {
+                if !self.input_stalled {
+                    self.input_stalled = true;
+                    self.stats.input_stalls += 1;
+                }
+                return Ok(());
+            }
+            match self.input {
+                InputState::Header => {
+                    let unit = HEADER_LEN + self.cipher.overhead();
+                    if buf.len() < unit {
+                        return Ok(());
+                    }
+                    let mut raw = [0; HEADER_LEN + AEAD_OVERHEAD];
+                    raw[..unit].copy_from_slice(&buf[..unit]);
+                    buf.advance(unit);
+                    let plain = self
+                        .cipher
+                        .open(&mut raw[..unit])
+                        .map_err(MuxError::Crypto)?;
+                    let plain: &[u8; HEADER_LEN] = plain
+                        .try_into()
+                        .map_err(|_| MuxError::Crypto(CryptoError::BadLength))?;
+                    self.stats.frames_in += 1;
+                    self.input = self.on_header(Header::decode(plain), now)?;
+                }
+                InputState::NewPayload { header } => {
+                    let unit = header.size as usize + self.cipher.overhead();
+                    if buf.len() < unit {
+                        return Ok(());
+                    }
+                    let mut raw = buf.split_to(unit);
+                    let plain = self.cipher.open(&mut raw).map_err(MuxError::Crypto)?;
+                    let caller = frame::caller_from_new_payload(plain);
+                    self.input = InputState::Header;
+                    self.on_new(header.channel, caller, now);
+                }
+                InputState::Payload {
+                    index,
+                    generation,
+                    remaining,
+                } => {
+                    if buf.is_empty() {
+                        return Ok(());
+                    }
+                    let n = buf.len().min(remaining as usize);
+                    let chunk = buf.split_to(n);
+                    self.deliver(index, generation, chunk, now);
+                    let remaining = remaining - n as u32;
+                    self.input = if remaining == 0 {
+                        InputState::Header
+                    } else {
+                        InputState::Payload {
+                            index,
+                            generation,
+                            remaining,
+                        }
+                    };
+                }
+                InputState::Skip { remaining } => {
+                    if buf.is_empty() {
+                        return Ok(());
+                    }
+                    let n = buf.len().min(remaining as usize);
+                    buf.advance(n);
+                    let remaining = remaining - n as u32;
+                    self.input = if remaining == 0 {
+                        InputState::Header
+                    } else {
+                        InputState::Skip { remaining }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Acts on a header; returns what the bytes after it are.
+    fn on_header(&mut self, header: Header, now: Instant) -> Result<InputState, MuxError> {
+        let skip = |size: u32| {
+            if size == 0 {
+                InputState::Header
+            } else {
+                InputState::Skip { remaining: size }
+            }
+        };
+        match header.flow {
+            Flow::Data => {
+                if header.size > self.config.max_frame_size {
+                    return Err(MuxError::FrameTooLarge {
+                        size: header.size,
+                        max: self.config.max_frame_size,
+                    });
+                }
+                if header.size == 0 {
+                    return Ok(InputState::Header);
+                }
+                match self.by_id.get(&header.channel).copied() {
+                    Some(index) => {
+                        let ch = &mut self.channels[index];
+                        self.stats.data_bytes_in += u64::from(header.size);
+                        Ok(InputState::Payload {
+                            index,
+                            generation: ch.generation,
+                            remaining: header.size,
+                        })
+                    }
+                    None => {
+                        self.stats.frames_for_unknown_channels += 1;
+                        tracing::trace!(channel = %header.channel, "DATA for an unknown channel");
+                        Ok(skip(header.size))
+                    }
+                }
+            }
+            Flow::New if self.version.has_new_payload() && header.size > 0 => {
+                let size_ok = header.size <= MAX_NEW_DATA_LEN
+                    && (self.cipher.overhead() > 0 || header.size.is_multiple_of(16));
+                if !size_ok {
+                    return Err(MuxError::BadNewPayload(header.size));
+                }
+                Ok(InputState::NewPayload { header })
+            }
+            flow => {
+                if header.size > MAX_CONTROL_PAYLOAD {
+                    return Err(MuxError::FrameTooLarge {
+                        size: header.size,
+                        max: MAX_CONTROL_PAYLOAD,
+                    });
+                }
+                match flow {
+                    Flow::New if self.version.has_new_payload() => {
+                        // A protocol-2 NEW without its address payload: SniTun ignores it.
+                        self.stats.ignored_new += 1;
+                    }
+                    Flow::New => {
+                        let caller = frame::caller_from_extra(&header.extra);
+                        self.on_new(header.channel, Some(caller), now);
+                    }
+                    Flow::Close => self.on_close(header.channel),
+                    Flow::Ping => {
+                        if header.extra.starts_with(PONG_MARK) {
+                            self.timers.pong_received();
+                        } else {
+                            self.control.push_back(Control::Pong(header.channel));
+                        }
+                    }
+                    Flow::Pause | Flow::Resume => {
+                        self.on_pause(header.channel, header.flow == Flow::Pause)
+                    }
+                    Flow::Unknown(byte) => {
+                        self.stats.unknown_flows += 1;
+                        tracing::debug!(flow = byte, "ignoring a frame of unknown flow");
+                    }
+                    Flow::Data => {}
+                }
+                Ok(skip(header.size))
+            }
+        }
+    }
+
+    fn on_new(&mut self, id: ChannelId, caller: Option<IpAddr>, now: Instant) {
+        if self.role == Role::Server || caller.is_none() {
+            // Servers do not accept channels; a NEW without an address is ignored by SniTun.
+            self.stats.ignored_new += 1;
+            return;
+        }
+        if let Some(&index) = self.by_id.get(&id) {
+            // Two channels under one id cannot be told apart: close the old one and refuse
+            // the newcomer; the CLOSE tells the peer both are gone.
+            let handle = self.handle_of(index);
+            self.kill(index, CloseCause::DuplicateId);
+            self.events.push_back(Event::Closed {
+                channel: handle,
+                cause: CloseCause::DuplicateId,
+            });
+            return;
+        }
+        if self.channels.len() >= self.config.max_channels {
+            self.stats.refused_channels += 1;
+            self.control.push_back(Control::Close(id));
+            return;
+        }
+        let channel = self.insert(id, caller, now);
+        self.events.push_back(Event::Opened { channel, caller });
+    }
+
+    fn on_close(&mut self, id: ChannelId) {
+        let Some(index) = self.by_id.get(&id).copied() else {
+            return;
+        };
+        match self.channels[index].phase {
+            Phase::Open => {
+                let handle = self.handle_of(index);
+                self.mark_remote_closed(index);
+                self.events.push_back(Event::Closed {
+                    channel: handle,
+                    cause: CloseCause::PeerClosed,
+                });
+            }
+            // Both sides closed at once: nothing left to say.
+            Phase::LocalClosing => self.remove(index),
+            Phase::RemoteClosed => {}
+        }
+    }
+
+    fn on_pause(&mut self, id: ChannelId, pause: bool) {
+        if pause {
+            self.stats.pauses_received += 1;
+        }
+        let Some(index) = self.by_id.get(&id).copied() else {
+            return;
+        };
+        let ch = &mut self.channels[index];
+        ch.peer_paused = pause;
+        if !pause {
+            self.maybe_writable(index);
+        }
+    }
+
+    /// Closes a channel on the multiplexer's own initiative: CLOSE goes out now, undelivered
+    /// input is dropped, and the shell learns of it through an event the caller pushes.
+    pub(super) fn kill(&mut self, index: usize, cause: CloseCause) {
+        let id = self.channels[index].id;
+        tracing::debug!(channel = %id, ?cause, "closing channel");
+        self.control.push_back(Control::Close(id));
+        self.drop_incoming(index);
+        self.mark_remote_closed(index);
+    }
+
+    /// The peer is gone from this channel: no more output, no more input by id.
+    fn mark_remote_closed(&mut self, index: usize) {
+        let ch = &mut self.channels[index];
+        ch.phase = Phase::RemoteClosed;
+        ch.outgoing.clear();
+        ch.outgoing_bytes = 0;
+        ch.readable_signalled = true;
+        let id = ch.id;
+        self.by_id.remove(&id);
+    }
+
+    fn deliver(&mut self, index: usize, generation: u32, chunk: BytesMut, now: Instant) {
+        let Some(ch) = self
+            .channels
+            .get_mut(index)
+            .filter(|c| c.generation == generation)
+        else {
+            return;
+        };
+        if ch.phase != Phase::Open {
+            return;
+        }
+        let n = chunk.len();
+        let chunk = if !ch.incoming.is_empty() && n < COMPACT_BELOW {
+            Bytes::copy_from_slice(&chunk)
+        } else {
+            chunk.freeze()
+        };
+        ch.incoming.push_back(chunk);
+        ch.incoming_pending += n;
+        ch.last_activity = now;
+        self.incoming_total += n;
+        if !ch.readable_signalled {
+            ch.readable_signalled = true;
+            let channel = ChannelHandle {
+                index: index as u32,
+                generation,
+            };
+            self.events.push_back(Event::Readable { channel });
+        }
+        if self.version.has_flow_control()
+            && !ch.pause_sent
+            && ch.incoming_pending >= self.config.incoming_high
+        {
+            ch.pause_sent = true;
+            let id = ch.id;
+            self.stats.pauses_sent += 1;
+            self.control.push_back(Control::Pause(id));
+        }
+        let ch = &mut self.channels[index];
+        if !ch.over_max && ch.incoming_pending > self.config.channel_incoming_max {
+            ch.over_max = true;
+            self.channels_over_max += 1;
+        }
+    }
+}
