@@ -24,6 +24,11 @@ pub const MAX_ALIASES: usize = 64;
 pub const DEFAULT_MAX_HELLO_LEN: usize = 16 * 1024;
 /// Ceiling for the configurable ClientHello cap.
 pub const MAX_HELLO_LEN_LIMIT: usize = 64 * 1024;
+/// Largest payload of one plaintext TLS record (2^14, RFC 8446 §5.1). A longer record is
+/// not TLS, whatever its header says.
+pub const MAX_RECORD_PAYLOAD_LEN: usize = 16 * 1024;
+/// Longest legacy session id a ClientHello may carry (RFC 8446 §4.1.2).
+pub const MAX_SESSION_ID_LEN: usize = 32;
 
 /// Default cap on the payload of one multiplexer frame we accept (the `SIZE` field).
 ///
