@@ -24,6 +24,11 @@ pub const MAX_ALIASES: usize = 64;
 pub const DEFAULT_MAX_HELLO_LEN: usize = 16 * 1024;
 /// Ceiling for the configurable ClientHello cap.
 pub const MAX_HELLO_LEN_LIMIT: usize = 64 * 1024;
+/// Largest payload of one plaintext TLS record (2^14, RFC 8446 §5.1). A longer record is
+/// not TLS, whatever its header says.
+pub const MAX_RECORD_PAYLOAD_LEN: usize = 16 * 1024;
+/// Longest legacy session id a ClientHello may carry (RFC 8446 §4.1.2).
+pub const MAX_SESSION_ID_LEN: usize = 32;
 
 /// Default cap on the payload of one multiplexer frame we accept (the `SIZE` field).
 ///
@@ -59,3 +64,22 @@ pub const DEFAULT_TUNNEL_INCOMING_MAX: usize = 32 * 1024 * 1024;
 pub const DEFAULT_OUTGOING_HIGH: usize = 256 * 1024;
 /// Default low watermark of a channel's queued outgoing bytes.
 pub const DEFAULT_OUTGOING_LOW: usize = 64 * 1024;
+
+/// Longest PROXY protocol v1 line, in bytes, CRLF included (proxy-protocol.txt §2.1).
+///
+/// The spec's worst case is `PROXY UNKNOWN` followed by two full-length IPv6 addresses and
+/// two 5-digit ports: 107 bytes. A line with no CRLF within this many bytes is invalid.
+/// (SniTun allows 108, one more than the spec; a spec-following sender never needs it.)
+pub const MAX_PROXY_V1_LEN: usize = 107;
+/// Longest PROXY protocol v2 header we accept, in bytes: the 16-byte fixed part plus the
+/// address block and TLVs its length field announces.
+///
+/// The length field allows 65,535; nothing legitimate comes close. The largest address
+/// block is AF_UNIX (216 bytes). Sluice routes on the SNI, so a load balancer in front of it
+/// does not terminate TLS and sends none of the SSL TLVs (the only registered TLV that can
+/// be big is the client certificate). What remains (ALPN, authority ≤ 258, CRC32C 7, unique
+/// id ≤ 131, NETNS, the cloud vendors' small endpoint-id TLVs) adds up to well under 1 KiB;
+/// 2 KiB leaves room for surprises and still fits one socket read. SniTun's dual-port
+/// listener gives up at 1500 bytes. Checked against the length field, before the bytes
+/// arrive.
+pub const MAX_PROXY_V2_LEN: usize = 16 + 2048;

@@ -1,1 +1,0 @@
-//! The SNI peek: an incremental ClientHello parser. (Being written.)
