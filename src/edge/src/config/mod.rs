@@ -1,0 +1,464 @@
+//! Edge configuration: a TOML file and command-line flags, merged and validated before any
+//! socket is bound.
+//!
+//! Precedence, highest first: a flag, the file, the default. The raw layer ([`RawConfig`])
+//! has every field optional and rejects unknown keys; [`RawConfig::resolve`] applies defaults,
+//! reads the Fernet key file and checks every value, producing an [`EdgeConfig`] that cannot
+//! hold an inconsistent state. Limits are per edge; each worker enforces its share
+//! (`limit / workers`, rounded up), so that workers share nothing.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sluice_proto::limits::{self, MAX_HELLO_LEN_LIMIT};
+use sluice_proto::mux::MuxConfig;
+use sluice_proto::token::FernetKey;
+
+/// Where a newcomer's edge listens when nothing is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// Which I/O driver the workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoDriver {
+    /// io_uring, falling back to epoll (with one log line saying why) where it is unavailable.
+    #[default]
+    Auto,
+    /// io_uring only; the edge refuses to start without it.
+    IoUring,
+    /// epoll only.
+    Epoll,
+}
+
+impl std::str::FromStr for IoDriver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "io-uring" | "io_uring" | "uring" => Ok(Self::IoUring),
+            "epoll" => Ok(Self::Epoll),
+            _ => Err(format!(
+                "unknown I/O driver {s:?} (auto, io-uring or epoll)"
+            )),
+        }
+    }
+}
+
+/// The configuration as written: every field optional, unknown keys refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Addresses for browsers (and, without `peer_listen`, tunnels too: single-port mode).
+    pub listen: Option<Vec<SocketAddr>>,
+    /// Addresses for tunnels only (dual-port mode).
+    pub peer_listen: Option<Vec<SocketAddr>>,
+    /// File of Fernet keys, one per line; any may verify a token.
+    pub fernet_keys: Option<PathBuf>,
+    /// Worker threads; 0 or absent means one per CPU.
+    pub workers: Option<usize>,
+    /// Pin each worker to its own CPU.
+    pub pin_workers: Option<bool>,
+    /// Address of the admin endpoint (`/metrics`, `/healthz`); absent disables it.
+    pub admin: Option<SocketAddr>,
+    /// Expect a PROXY protocol (v1 or v2) header on every connection, from a trusted balancer.
+    pub trust_proxy_protocol: Option<bool>,
+    /// I/O driver.
+    pub io: Option<IoDriver>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Timeouts.
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+/// `[limits]`: caps that protect the edge; at a cap the newcomer is refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Tunnels connected at once.
+    pub max_tunnels: Option<usize>,
+    /// Channels (browser connections) per tunnel.
+    pub max_channels_per_tunnel: Option<usize>,
+    /// Browser connections at once.
+    pub max_connections: Option<usize>,
+    /// Connections still in their hello or tunnel handshake.
+    pub max_pending_handshakes: Option<usize>,
+    /// Largest ClientHello handshake message, in bytes.
+    pub max_hello_len: Option<usize>,
+    /// Largest multiplexer frame payload accepted from a tunnel.
+    pub max_frame_size: Option<u32>,
+    /// A channel's undelivered bytes at which a protocol-1+ tunnel is sent PAUSE.
+    pub channel_pause_bytes: Option<usize>,
+    /// ... and at which RESUME.
+    pub channel_resume_bytes: Option<usize>,
+    /// A channel's undelivered bytes above which the tunnel stops being read.
+    pub channel_queue_max: Option<usize>,
+    /// A tunnel's undelivered bytes above which it stops being read.
+    pub tunnel_queue_max: Option<usize>,
+    /// A channel's bytes queued towards its tunnel above which its browser is not read.
+    pub channel_send_high: Option<usize>,
+    /// ... and at or below which it is read again.
+    pub channel_send_low: Option<usize>,
+}
+
+/// `[timeouts]`, as human durations (`"10s"`, `"2m"`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    /// Until a browser's ClientHello is complete.
+    #[serde(default, with = "humantime_serde")]
+    pub hello: Option<Duration>,
+    /// Until a tunnel's token and challenge answer are in.
+    #[serde(default, with = "humantime_serde")]
+    pub handshake: Option<Duration>,
+    /// A tunnel that sends nothing for this long is dropped (its client pings every 50 s).
+    #[serde(default, with = "humantime_serde")]
+    pub tunnel_idle: Option<Duration>,
+    /// A channel with no data either way for this long is closed.
+    #[serde(default, with = "humantime_serde")]
+    pub channel_idle: Option<Duration>,
+    /// A write to a socket that does not progress for this long fails.
+    #[serde(default, with = "humantime_serde")]
+    pub write: Option<Duration>,
+    /// How long a graceful shutdown waits for browser connections to finish.
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// A configuration problem, found before anything is bound.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A line of the Fernet key file is not a key.
+    #[error("{path}:{line}: not a Fernet key (32 bytes of urlsafe base64)")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid setting `{setting}`: {why}")]
+    Invalid {
+        /// The setting, as named in the file.
+        setting: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn invalid(setting: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        why: why.into(),
+    }
+}
+
+/// Limits as each edge enforces them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Tunnels connected at once.
+    pub max_tunnels: usize,
+    /// Browser connections at once.
+    pub max_connections: usize,
+    /// Connections in their hello or handshake.
+    pub max_pending_handshakes: usize,
+    /// Largest ClientHello handshake message.
+    pub max_hello_len: usize,
+}
+
+/// Timeouts of the edge's own waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Until a ClientHello is complete.
+    pub hello: Duration,
+    /// Until a tunnel handshake is complete.
+    pub handshake: Duration,
+    /// A write that does not progress.
+    pub write: Duration,
+    /// Graceful shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// A validated edge configuration.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Browser (and, in single-port mode, tunnel) addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Tunnel-only addresses (dual-port mode); empty in single-port mode.
+    pub peer_listen: Vec<SocketAddr>,
+    /// Keys that may verify a token.
+    pub fernet_keys: Vec<FernetKey>,
+    /// Where the keys came from (reloaded on SIGHUP), if a file.
+    pub fernet_keys_path: Option<PathBuf>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Pin workers to CPUs.
+    pub pin_workers: bool,
+    /// Admin endpoint.
+    pub admin: Option<SocketAddr>,
+    /// Require a PROXY header on every connection.
+    pub trust_proxy_protocol: bool,
+    /// I/O driver.
+    pub io: IoDriver,
+    /// Edge-wide limits.
+    pub limits: Limits,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Each tunnel's multiplexer settings.
+    pub mux: MuxConfig,
+}
+
+impl RawConfig {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Overlays `over` (flags) on `self` (the file): every field set in `over` wins.
+    pub fn overlay(self, over: RawConfig) -> RawConfig {
+        macro_rules! pick {
+            ($($f:ident).+) => { over.$($f).+.or(self.$($f).+) };
+        }
+        RawConfig {
+            listen: pick!(listen),
+            peer_listen: pick!(peer_listen),
+            fernet_keys: pick!(fernet_keys),
+            workers: pick!(workers),
+            pin_workers: pick!(pin_workers),
+            admin: pick!(admin),
+            trust_proxy_protocol: pick!(trust_proxy_protocol),
+            io: pick!(io),
+            limits: RawLimits {
+                max_tunnels: pick!(limits.max_tunnels),
+                max_channels_per_tunnel: pick!(limits.max_channels_per_tunnel),
+                max_connections: pick!(limits.max_connections),
+                max_pending_handshakes: pick!(limits.max_pending_handshakes),
+                max_hello_len: pick!(limits.max_hello_len),
+                max_frame_size: pick!(limits.max_frame_size),
+                channel_pause_bytes: pick!(limits.channel_pause_bytes),
+                channel_resume_bytes: pick!(limits.channel_resume_bytes),
+                channel_queue_max: pick!(limits.channel_queue_max),
+                tunnel_queue_max: pick!(limits.tunnel_queue_max),
+                channel_send_high: pick!(limits.channel_send_high),
+                channel_send_low: pick!(limits.channel_send_low),
+            },
+            timeouts: RawTimeouts {
+                hello: pick!(timeouts.hello),
+                handshake: pick!(timeouts.handshake),
+                tunnel_idle: pick!(timeouts.tunnel_idle),
+                channel_idle: pick!(timeouts.channel_idle),
+                write: pick!(timeouts.write),
+                shutdown_grace: pick!(timeouts.shutdown_grace),
+            },
+        }
+    }
+
+    /// Applies defaults, reads the key file and validates everything.
+    pub fn resolve(self) -> Result<EdgeConfig, ConfigError> {
+        let listen = self.listen.unwrap_or_else(|| vec![default_listen()]);
+        if listen.is_empty() {
+            return Err(invalid("listen", "at least one address is needed"));
+        }
+        let peer_listen = self.peer_listen.unwrap_or_default();
+        let mut all: Vec<SocketAddr> = listen.iter().chain(&peer_listen).copied().collect();
+        all.sort();
+        if let Some(w) = all.windows(2).find(|w| w[0] == w[1] && w[0].port() != 0) {
+            return Err(invalid("listen", format!("{} is listed twice", w[0])));
+        }
+        let path = self.fernet_keys.ok_or_else(|| {
+            invalid(
+                "fernet_keys",
+                "no Fernet key file; give --fernet-keys FILE (make a key with `sluice token new-key`)",
+            )
+        })?;
+        let fernet_keys = read_keys(&path)?;
+        let workers = match self.workers.unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n if n > 1024 => return Err(invalid("workers", "at most 1024")),
+            n => n,
+        };
+
+        let l = self.limits;
+        let positive =
+            |name: &'static str, v: Option<usize>, default: usize| match v.unwrap_or(default) {
+                0 => Err(invalid(name, "must be at least 1")),
+                v => Ok(v),
+            };
+        let limits = Limits {
+            max_tunnels: positive("limits.max_tunnels", l.max_tunnels, 100_000)?,
+            max_connections: positive("limits.max_connections", l.max_connections, 1_000_000)?,
+            max_pending_handshakes: positive(
+                "limits.max_pending_handshakes",
+                l.max_pending_handshakes,
+                10_000,
+            )?,
+            max_hello_len: match l.max_hello_len.unwrap_or(limits::DEFAULT_MAX_HELLO_LEN) {
+                n if (512..=MAX_HELLO_LEN_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "limits.max_hello_len",
+                        format!("must be between 512 and {MAX_HELLO_LEN_LIMIT}"),
+                    ));
+                }
+            },
+        };
+
+        let t = self.timeouts;
+        let duration = |name: &'static str, v: Option<Duration>, default: u64| {
+            let d = v.unwrap_or(Duration::from_secs(default));
+            if d.is_zero() {
+                Err(invalid(name, "must be positive"))
+            } else {
+                Ok(d)
+            }
+        };
+        let timeouts = Timeouts {
+            hello: duration("timeouts.hello", t.hello, 10)?,
+            handshake: duration("timeouts.handshake", t.handshake, 10)?,
+            write: duration("timeouts.write", t.write, 60)?,
+            shutdown_grace: duration("timeouts.shutdown_grace", t.shutdown_grace, 30)?,
+        };
+
+        let base = MuxConfig::server();
+        let mux = MuxConfig {
+            max_frame_size: l.max_frame_size.unwrap_or(base.max_frame_size),
+            max_channels: positive(
+                "limits.max_channels_per_tunnel",
+                l.max_channels_per_tunnel,
+                base.max_channels,
+            )?,
+            incoming_high: l.channel_pause_bytes.unwrap_or(base.incoming_high),
+            incoming_low: l.channel_resume_bytes.unwrap_or(base.incoming_low),
+            channel_incoming_max: l.channel_queue_max.unwrap_or(base.channel_incoming_max),
+            tunnel_incoming_max: l.tunnel_queue_max.unwrap_or(base.tunnel_incoming_max),
+            outgoing_high: l.channel_send_high.unwrap_or(base.outgoing_high),
+            outgoing_low: l.channel_send_low.unwrap_or(base.outgoing_low),
+            idle_timeout: Some(duration("timeouts.tunnel_idle", t.tunnel_idle, 120)?),
+            channel_idle_timeout: Some(duration("timeouts.channel_idle", t.channel_idle, 120)?),
+            ..base
+        };
+        mux.validate().map_err(|e| invalid("limits", e.0))?;
+
+        Ok(EdgeConfig {
+            listen,
+            peer_listen,
+            fernet_keys,
+            fernet_keys_path: Some(path),
+            workers,
+            pin_workers: self.pin_workers.unwrap_or(true),
+            admin: self.admin,
+            trust_proxy_protocol: self.trust_proxy_protocol.unwrap_or(false),
+            io: self.io.unwrap_or_default(),
+            limits,
+            timeouts,
+            mux,
+        })
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    // A constant that parses; checked by a test.
+    DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443)))
+}
+
+/// Reads a Fernet key file: one urlsafe-base64 key per line; blank lines and `#` comments are
+/// ignored. At least one key is required.
+pub fn read_keys(path: &Path) -> Result<Vec<FernetKey>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_keys(&text).map_err(|line| match line {
+        0 => invalid("fernet_keys", format!("{} holds no key", path.display())),
+        line => ConfigError::BadKey {
+            path: path.to_owned(),
+            line,
+        },
+    })
+}
+
+/// Parses key-file text; `Err(line)` names the first bad line, `Err(0)` an empty file.
+pub fn parse_keys(text: &str) -> Result<Vec<FernetKey>, usize> {
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        keys.push(FernetKey::parse(line).map_err(|_| i + 1)?);
+    }
+    if keys.is_empty() { Err(0) } else { Ok(keys) }
+}
+
+impl EdgeConfig {
+    /// A worker's share of an edge-wide limit.
+    pub fn per_worker(&self, limit: usize) -> usize {
+        limit.div_ceil(self.workers).max(1)
+    }
+
+    /// A configuration for tests and embedding: the given keys, loopback port 0, defaults.
+    pub fn for_keys(keys: Vec<FernetKey>) -> Self {
+        let base = MuxConfig::server();
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            peer_listen: Vec::new(),
+            fernet_keys: keys,
+            fernet_keys_path: None,
+            workers: 1,
+            pin_workers: false,
+            admin: None,
+            trust_proxy_protocol: false,
+            io: IoDriver::Auto,
+            limits: Limits {
+                max_tunnels: 100_000,
+                max_connections: 1_000_000,
+                max_pending_handshakes: 10_000,
+                max_hello_len: limits::DEFAULT_MAX_HELLO_LEN,
+            },
+            timeouts: Timeouts {
+                hello: Duration::from_secs(10),
+                handshake: Duration::from_secs(10),
+                write: Duration::from_secs(60),
+                shutdown_grace: Duration::from_secs(30),
+            },
+            mux: base,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

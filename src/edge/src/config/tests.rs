@@ -1,0 +1,131 @@
+use super::*;
+
+fn keyfile(dir: &Path) -> PathBuf {
+    let path = dir.join("keys");
+    std::fs::write(
+        &path,
+        "# current\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n",
+    )
+    .unwrap();
+    path
+}
+
+fn tmp() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-config-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn defaults_serve_a_newcomer_on_loopback() {
+    let dir = tmp();
+    let raw = RawConfig {
+        fernet_keys: Some(keyfile(&dir)),
+        ..Default::default()
+    };
+    let c = raw.resolve().unwrap();
+    assert_eq!(
+        c.listen,
+        vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]
+    );
+    assert!(c.peer_listen.is_empty());
+    assert_eq!(c.fernet_keys.len(), 1);
+    assert!(c.workers >= 1);
+    assert_eq!(c.io, IoDriver::Auto);
+    assert_eq!(c.mux.max_channels, 1024);
+    assert_eq!(c.timeouts.hello, Duration::from_secs(10));
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let dir = tmp();
+    let file = RawConfig::from_toml(&format!(
+        r#"
+listen = ["127.0.0.1:1000"]
+fernet_keys = "{}"
+workers = 3
+[limits]
+max_tunnels = 10
+[timeouts]
+hello = "5s"
+tunnel_idle = "2m"
+"#,
+        keyfile(&dir).display()
+    ))
+    .unwrap();
+    let flags = RawConfig {
+        workers: Some(2),
+        timeouts: RawTimeouts {
+            hello: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let c = file.overlay(flags).resolve().unwrap();
+    assert_eq!(c.workers, 2);
+    assert_eq!(
+        c.listen,
+        vec!["127.0.0.1:1000".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(c.limits.max_tunnels, 10);
+    assert_eq!(c.timeouts.hello, Duration::from_secs(1));
+    assert_eq!(c.mux.idle_timeout, Some(Duration::from_secs(120)));
+    assert_eq!(c.per_worker(c.limits.max_tunnels), 5);
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_setting_named() {
+    let dir = tmp();
+    let keys = keyfile(&dir);
+    let check = |toml: &str, needle: &str| {
+        let raw = RawConfig::from_toml(toml);
+        let err = match raw {
+            Err(e) => e,
+            Ok(raw) => {
+                let raw = RawConfig {
+                    fernet_keys: raw.fernet_keys.clone().or(Some(keys.clone())),
+                    ..raw
+                };
+                raw.resolve().unwrap_err().to_string()
+            }
+        };
+        assert!(err.contains(needle), "{toml:?}: {err}");
+    };
+    check("listen = []", "listen");
+    check("lisen = [\"127.0.0.1:1\"]", "unknown field");
+    check("listen = [\"not an address\"]", "invalid socket address");
+    check(
+        "listen = [\"127.0.0.1:9\", \"127.0.0.1:9\"]",
+        "listed twice",
+    );
+    check("workers = 5000", "workers");
+    check("[limits]\nmax_tunnels = 0", "limits.max_tunnels");
+    check("[limits]\nmax_hello_len = 100", "limits.max_hello_len");
+    check(
+        "[limits]\nchannel_pause_bytes = 10\nchannel_resume_bytes = 20",
+        "incoming_low",
+    );
+    check("[timeouts]\nhello = \"0s\"", "timeouts.hello");
+    check("[timeouts]\nhello = \"soon\"", "line 2");
+    check("io = \"kqueue\"", "io");
+    check("fernet_keys = \"/nonexistent/keys\"", "/nonexistent/keys");
+}
+
+#[test]
+fn key_files_name_the_bad_line() {
+    assert_eq!(parse_keys("# only a comment\n"), Err(0));
+    assert_eq!(
+        parse_keys("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nnope\n"),
+        Err(2)
+    );
+    assert_eq!(
+        parse_keys(" AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= \n")
+            .unwrap()
+            .len(),
+        1
+    );
+}

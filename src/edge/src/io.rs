@@ -1,0 +1,106 @@
+//! The few I/O helpers monoio does not have. The only `unsafe` in the edge lives here, each
+//! block with the reason it is sound.
+
+#![allow(unsafe_code)]
+
+use bytes::Bytes;
+use monoio::buf::IoVecBuf;
+use monoio::io::{AsyncWriteRent, OwnedReadHalf};
+use monoio::net::TcpStream;
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd};
+
+/// Owned segments for one vectored write: the kernel reads them through `iov` while the write
+/// is in flight, and they cannot be freed before it ends because the runtime owns this value.
+pub(crate) struct Segments {
+    bufs: Vec<Bytes>,
+    iov: Vec<libc::iovec>,
+}
+
+impl Segments {
+    pub(crate) fn new(bufs: Vec<Bytes>) -> Self {
+        let mut s = Self {
+            bufs,
+            iov: Vec::new(),
+        };
+        s.rebuild();
+        s
+    }
+
+    fn rebuild(&mut self) {
+        self.bufs.retain(|b| !b.is_empty());
+        self.iov.clear();
+        self.iov.extend(self.bufs.iter().map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        }));
+    }
+
+    /// Drops the first `n` bytes (after a partial write).
+    fn advance(&mut self, mut n: usize) {
+        for b in &mut self.bufs {
+            if n == 0 {
+                break;
+            }
+            let take = n.min(b.len());
+            let _ = b.split_to(take);
+            n -= take;
+        }
+        self.rebuild();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+}
+
+// SAFETY: `iov` points into `bufs`, whose heap storage does not move while this value is owned
+// by the runtime (`Bytes` data is heap-allocated or static and `bufs` is not mutated during the
+// operation); `read_iovec_len` is exactly the number of entries in `iov`.
+unsafe impl IoVecBuf for Segments {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov.as_ptr()
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        self.iov.len()
+    }
+}
+
+/// Writes every segment, in order, with as few `writev` calls as the socket allows.
+pub(crate) async fn write_all_segments<W: AsyncWriteRent>(
+    w: &mut W,
+    bufs: Vec<Bytes>,
+) -> io::Result<()> {
+    let mut segs = Segments::new(bufs);
+    while !segs.is_empty() {
+        let (res, back) = w.writev(segs).await;
+        segs = back;
+        match res {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => segs.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the read half has bytes (or EOF), without lending the kernel a buffer: an idle
+/// connection then holds no read buffer at all.
+pub(crate) async fn readable(half: &OwnedReadHalf<TcpStream>) -> io::Result<()> {
+    // SAFETY: monoio's own split hands both halves `&mut` access to the same `TcpStream` through
+    // this `UnsafeCell` (its `Split` contract: the stream's operations only share the fd). Both
+    // halves live on this thread and the executor never runs two tasks at once; `readable`
+    // takes `&self` and only submits a poll on the fd.
+    let stream = unsafe { &*half.0.get() };
+    stream.readable(true).await
+}
+
+/// Detaches a connection from this worker's runtime, for handing it to another worker.
+pub(crate) fn into_std(stream: TcpStream) -> std::net::TcpStream {
+    let fd = stream.into_raw_fd();
+    // SAFETY: `into_raw_fd` deregistered the socket from this runtime and gave up ownership of
+    // the descriptor, which is an open TCP socket; nothing else owns it now.
+    unsafe { std::net::TcpStream::from_raw_fd(fd) }
+}

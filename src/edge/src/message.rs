@@ -1,0 +1,46 @@
+//! What crosses between workers: connections handed to the worker that owns their tunnel,
+//! route changes, key reloads and shutdown. Nothing else does.
+
+use bytes::Bytes;
+use std::net::{IpAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_proto::Hostname;
+use sluice_proto::token::FernetKey;
+
+/// A message to a worker.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// A browser connection for a tunnel on the receiving worker.
+    Handover(Handover),
+    /// A tunnel on `worker` claims `names` (primary first).
+    RouteClaim {
+        names: Arc<[Hostname]>,
+        worker: usize,
+        seq: u64,
+    },
+    /// The tunnel `(worker, seq)` is gone.
+    RouteRelease {
+        names: Arc<[Hostname]>,
+        worker: usize,
+        seq: u64,
+    },
+    /// New Fernet keys.
+    Keys(Arc<[FernetKey]>),
+    /// Stop accepting; let connections finish for `grace`, then close everything.
+    Shutdown { grace: Duration },
+}
+
+/// A browser connection whose hello has been read, on its way to the tunnel's worker.
+#[derive(Debug)]
+pub(crate) struct Handover {
+    pub(crate) stream: TcpStream,
+    /// Everything read so far, from the first byte of the ClientHello.
+    pub(crate) preamble: Bytes,
+    pub(crate) caller: IpAddr,
+    pub(crate) sni: Hostname,
+    pub(crate) record_version: u16,
+    /// Workers it has visited; bounded, in case routes move while it travels.
+    pub(crate) hops: u8,
+}

@@ -1,0 +1,369 @@
+//! Counters and gauges, one block per worker, rendered in the Prometheus text format.
+//!
+//! Each worker writes only its own block (relaxed atomics on its own cache lines: no
+//! contention); the admin thread reads them all when scraped.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+
+use crate::runtime::Driver;
+
+macro_rules! labelled {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $label:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vdoc])* $variant),* }
+        impl $name {
+            /// Every value, in label order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            /// The Prometheus label value.
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),* }
+            }
+        }
+    };
+}
+
+labelled! {
+    /// Why a connection was turned away.
+    Refusal {
+        /// SNI names no connected tunnel.
+        UnknownHost = "unknown_host",
+        /// A ClientHello without SNI.
+        NoSni = "no_sni",
+        /// Neither TLS nor a tunnel token.
+        NotTls = "not_tls",
+        /// A broken ClientHello or an invalid server name.
+        MalformedHello = "malformed_hello",
+        /// A ClientHello over the size cap.
+        HelloTooLarge = "hello_too_large",
+        /// No complete ClientHello in time.
+        HelloTimeout = "hello_timeout",
+        /// Closed before the ClientHello was complete.
+        ClosedEarly = "closed_early",
+        /// A missing or malformed PROXY header on a trusted listener.
+        BadProxyHeader = "bad_proxy_header",
+        /// A token on a browser-only listener.
+        TunnelOnPublicPort = "tunnel_on_public_port",
+        /// TLS on a tunnel-only listener.
+        TlsOnPeerPort = "tls_on_peer_port",
+        /// The worker's share of `max_tunnels`.
+        TunnelLimit = "tunnel_limit",
+        /// The tunnel's `max_channels_per_tunnel`.
+        ChannelLimit = "channel_limit",
+        /// The worker's share of `max_connections`.
+        ConnectionLimit = "connection_limit",
+        /// The worker's share of `max_pending_handshakes`.
+        PendingLimit = "pending_limit",
+        /// The edge is shutting down.
+        ShuttingDown = "shutting_down",
+    }
+}
+
+labelled! {
+    /// Why a tunnel handshake failed.
+    HandshakeFailure {
+        /// Not a token, or malformed.
+        InvalidToken = "invalid_token",
+        /// Not signed by any configured key.
+        WrongKey = "wrong_key",
+        /// Past its `valid` time.
+        Expired = "expired",
+        /// The challenge answer was wrong or did not decrypt.
+        ChallengeFailed = "challenge_failed",
+        /// Token or answer not received in time.
+        Timeout = "timeout",
+        /// The connection closed or failed during the handshake.
+        Io = "io",
+    }
+}
+
+labelled! {
+    /// Why a tunnel ended.
+    TunnelEnd {
+        /// The peer closed the connection.
+        PeerClosed = "peer_closed",
+        /// The peer broke the protocol.
+        ProtocolError = "protocol_error",
+        /// Idle, unanswered keepalive, or a write that did not progress.
+        Timeout = "timeout",
+        /// Its token expired.
+        Expired = "expired",
+        /// A newer tunnel for its host name connected.
+        Replaced = "replaced",
+        /// A socket error.
+        Io = "io",
+        /// The edge shut down.
+        Shutdown = "shutdown",
+    }
+}
+
+/// One worker's counters.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct WorkerMetrics {
+    driver: AtomicU8,
+    /// Tunnels connected now.
+    pub tunnels: AtomicI64,
+    /// Channels (proxied browser connections) open now.
+    pub channels: AtomicI64,
+    /// Browser connections accepted.
+    pub browsers_accepted: AtomicU64,
+    /// Tunnels that completed the handshake.
+    pub tunnels_accepted: AtomicU64,
+    /// Connections handed to another worker.
+    pub handovers_out: AtomicU64,
+    /// Connections received from another worker.
+    pub handovers_in: AtomicU64,
+    /// Bytes from browsers into tunnels.
+    pub bytes_to_tunnels: AtomicU64,
+    /// Bytes from tunnels to browsers.
+    pub bytes_to_browsers: AtomicU64,
+    refusals: [AtomicU64; 15],
+    handshake_failures: [AtomicU64; 6],
+    tunnel_ends: [AtomicU64; 7],
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        Self {
+            driver: AtomicU8::new(0),
+            tunnels: AtomicI64::new(0),
+            channels: AtomicI64::new(0),
+            browsers_accepted: AtomicU64::new(0),
+            tunnels_accepted: AtomicU64::new(0),
+            handovers_out: AtomicU64::new(0),
+            handovers_in: AtomicU64::new(0),
+            bytes_to_tunnels: AtomicU64::new(0),
+            bytes_to_browsers: AtomicU64::new(0),
+            refusals: Default::default(),
+            handshake_failures: Default::default(),
+            tunnel_ends: Default::default(),
+        }
+    }
+}
+
+const _: () = assert!(
+    Refusal::ALL.len() == 15 && HandshakeFailure::ALL.len() == 6 && TunnelEnd::ALL.len() == 7
+);
+
+impl WorkerMetrics {
+    /// Adds one to a counter.
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(c: &AtomicU64, n: usize) {
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Moves a gauge.
+    pub fn gauge(g: &AtomicI64, delta: i64) {
+        g.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Counts a refusal.
+    pub fn refused(&self, why: Refusal) {
+        Self::inc(&self.refusals[why as usize]);
+    }
+
+    /// Counts a failed handshake.
+    pub fn handshake_failed(&self, why: HandshakeFailure) {
+        Self::inc(&self.handshake_failures[why as usize]);
+    }
+
+    /// Counts an ended tunnel.
+    pub fn tunnel_ended(&self, why: TunnelEnd) {
+        Self::inc(&self.tunnel_ends[why as usize]);
+    }
+
+    /// Refusals so far for a reason.
+    pub fn refusals(&self, why: Refusal) -> u64 {
+        self.refusals[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Handshake failures so far for a reason.
+    pub fn handshake_failures(&self, why: HandshakeFailure) -> u64 {
+        self.handshake_failures[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Tunnel ends so far for a reason.
+    pub fn tunnel_ends(&self, why: TunnelEnd) -> u64 {
+        self.tunnel_ends[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_driver(&self, d: Driver) {
+        self.driver.store(
+            match d {
+                Driver::IoUring => 1,
+                Driver::Epoll => 2,
+            },
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The driver the worker runs on, once started.
+    pub fn driver(&self) -> Option<Driver> {
+        match self.driver.load(Ordering::Relaxed) {
+            1 => Some(Driver::IoUring),
+            2 => Some(Driver::Epoll),
+            _ => None,
+        }
+    }
+}
+
+/// Every worker's counters.
+#[derive(Debug)]
+pub struct Metrics {
+    workers: Vec<WorkerMetrics>,
+}
+
+impl Metrics {
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers).map(|_| WorkerMetrics::default()).collect(),
+        }
+    }
+
+    /// One worker's block.
+    pub fn worker(&self, i: usize) -> &WorkerMetrics {
+        &self.workers[i]
+    }
+
+    /// All blocks.
+    pub fn workers(&self) -> &[WorkerMetrics] {
+        &self.workers
+    }
+
+    /// Sums a counter over the workers.
+    pub fn total(&self, f: impl Fn(&WorkerMetrics) -> u64) -> u64 {
+        self.workers.iter().map(f).sum()
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let gload = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        let mut family =
+            |name: &str,
+             kind: &str,
+             help: &str,
+             rows: &mut dyn Iterator<Item = (String, String)>| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (labels, value) in rows {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            };
+        let per = |f: &dyn Fn(&WorkerMetrics) -> String| -> Vec<(String, String)> {
+            self.workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("worker=\"{i}\""), f(w)))
+                .collect()
+        };
+        family(
+            "sluice_io_driver",
+            "gauge",
+            "The I/O driver of each worker (1 for the one in use).",
+            &mut self.workers.iter().enumerate().map(|(i, w)| {
+                let d = w.driver().map_or("starting", Driver::name);
+                (format!("worker=\"{i}\",driver=\"{d}\""), "1".to_owned())
+            }),
+        );
+        family(
+            "sluice_tunnels",
+            "gauge",
+            "Tunnels connected.",
+            &mut per(&|w| gload(&w.tunnels).to_string()).into_iter(),
+        );
+        family(
+            "sluice_channels",
+            "gauge",
+            "Browser connections proxied into tunnels now.",
+            &mut per(&|w| gload(&w.channels).to_string()).into_iter(),
+        );
+        family(
+            "sluice_browser_connections_total",
+            "counter",
+            "Browser connections accepted.",
+            &mut per(&|w| load(&w.browsers_accepted).to_string()).into_iter(),
+        );
+        family(
+            "sluice_tunnel_connections_total",
+            "counter",
+            "Tunnels that completed the handshake.",
+            &mut per(&|w| load(&w.tunnels_accepted).to_string()).into_iter(),
+        );
+        family(
+            "sluice_handovers_sent_total",
+            "counter",
+            "Connections handed to the worker owning their tunnel.",
+            &mut per(&|w| load(&w.handovers_out).to_string()).into_iter(),
+        );
+        family(
+            "sluice_handovers_received_total",
+            "counter",
+            "Connections received from another worker.",
+            &mut per(&|w| load(&w.handovers_in).to_string()).into_iter(),
+        );
+        family(
+            "sluice_bytes_total",
+            "counter",
+            "Payload bytes proxied, by direction.",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                [
+                    (
+                        format!("worker=\"{i}\",direction=\"to_tunnel\""),
+                        load(&w.bytes_to_tunnels).to_string(),
+                    ),
+                    (
+                        format!("worker=\"{i}\",direction=\"to_browser\""),
+                        load(&w.bytes_to_browsers).to_string(),
+                    ),
+                ]
+            }),
+        );
+        family(
+            "sluice_refusals_total",
+            "counter",
+            "Connections turned away, by reason.",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                Refusal::ALL.iter().map(move |r| {
+                    (
+                        format!("worker=\"{i}\",reason=\"{}\"", r.label()),
+                        w.refusals(*r).to_string(),
+                    )
+                })
+            }),
+        );
+        family(
+            "sluice_handshake_failures_total",
+            "counter",
+            "Tunnel handshakes that failed, by reason.",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                HandshakeFailure::ALL.iter().map(move |r| {
+                    (
+                        format!("worker=\"{i}\",reason=\"{}\"", r.label()),
+                        w.handshake_failures(*r).to_string(),
+                    )
+                })
+            }),
+        );
+        family(
+            "sluice_tunnel_ends_total",
+            "counter",
+            "Tunnels that ended, by cause.",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                TunnelEnd::ALL.iter().map(move |r| {
+                    (
+                        format!("worker=\"{i}\",cause=\"{}\"", r.label()),
+                        w.tunnel_ends(*r).to_string(),
+                    )
+                })
+            }),
+        );
+        out
+    }
+}

@@ -1,0 +1,175 @@
+//! A browser connection proxied through a tunnel channel: two pumps, one per direction.
+//!
+//! - up (browser to tunnel): read the browser while the multiplexer's `can_send` allows, queue
+//!   what was read as DATA. EOF or an error closes the channel (SniTun has no half-close).
+//! - down (tunnel to browser): write what `recv` hands out, report it `consumed` once
+//!   written (that is what returns flow-control credit to the tunnel), and close the browser
+//!   when the channel ends.
+//!
+//! Reads wait for readability before taking a buffer unless the last read filled one, so an
+//! idle browser connection holds no buffer.
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
+use monoio::net::TcpStream;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use sluice_proto::mux::{OpenError, Recv};
+use sluice_proto::sni::AlertDescription;
+
+use super::Worker;
+use super::conn::{Refused, refuse};
+use super::tunnel::{ChannelSlot, Tunnel};
+use crate::io;
+use crate::metrics::{Refusal, WorkerMetrics};
+
+/// Bytes read from a browser at a time (one frame's payload at most).
+const READ_CHUNK: usize = sluice_proto::limits::MAX_SEND_FRAME_PAYLOAD;
+/// How long closing the browser's side may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Counts a proxied browser connection while alive.
+struct Connection(Rc<Worker>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+        WorkerMetrics::gauge(&self.0.m().channels, -1);
+    }
+}
+
+/// Proxies a browser whose hello is in `preamble` through tunnel `t`, until either side ends.
+pub(super) async fn serve(
+    w: Rc<Worker>,
+    t: Rc<Tunnel>,
+    stream: TcpStream,
+    preamble: Bytes,
+    caller: IpAddr,
+    record_version: u16,
+) {
+    if w.connections.get() >= w.shares.connections {
+        let r = Refused::tls(
+            Refusal::ConnectionLimit,
+            AlertDescription::InternalError,
+            record_version,
+        );
+        return refuse(&w, stream, r).await;
+    }
+    let slot = match t.open(caller, preamble) {
+        Ok(slot) => slot,
+        Err(e) => {
+            let r = match e {
+                OpenError::TooManyChannels => Refused::tls(
+                    Refusal::ChannelLimit,
+                    AlertDescription::InternalError,
+                    record_version,
+                ),
+                OpenError::TunnelClosed | OpenError::NotServer => Refused::tls(
+                    Refusal::UnknownHost,
+                    AlertDescription::UnrecognizedName,
+                    record_version,
+                ),
+            };
+            return refuse(&w, stream, r).await;
+        }
+    };
+    w.connections.set(w.connections.get() + 1);
+    let _connection = Connection(w.clone());
+    WorkerMetrics::gauge(&w.m().channels, 1);
+    WorkerMetrics::inc(&w.m().browsers_accepted);
+
+    let (rd, wr) = stream.into_split();
+    let up = monoio::spawn(pump_up(w.clone(), t.clone(), slot.clone(), rd));
+    pump_down(&w, &t, &slot, wr).await;
+    // The down side is done: the up side must stop too.
+    slot.source_done.set();
+    up.await;
+    t.detach(slot.handle);
+}
+
+async fn pump_up(
+    w: Rc<Worker>,
+    t: Rc<Tunnel>,
+    slot: Rc<ChannelSlot>,
+    mut rd: OwnedReadHalf<TcpStream>,
+) {
+    let h = slot.handle;
+    let mut hot = false;
+    loop {
+        if slot.source_done.is_set() {
+            return;
+        }
+        if !t.with_mux(|m| m.can_send(h)) {
+            monoio::select! {
+                _ = slot.writable.wait() => continue,
+                _ = slot.source_done.wait() => return,
+            }
+        }
+        if !hot {
+            let ready = monoio::select! {
+                r = io::readable(&rd) => r,
+                _ = slot.source_done.wait() => return,
+            };
+            if ready.is_err() {
+                return t.with_mux(|m| m.close(h));
+            }
+        }
+        let buf = BytesMut::with_capacity(READ_CHUNK);
+        let (res, buf) = monoio::select! {
+            r = rd.read(buf) => r,
+            _ = slot.source_done.wait() => return,
+        };
+        match res {
+            Ok(0) | Err(_) => return t.with_mux(|m| m.close(h)),
+            Ok(n) => {
+                hot = n == READ_CHUNK;
+                WorkerMetrics::add(&w.m().bytes_to_tunnels, n);
+                // A closed channel refuses the data; the down pump is ending it anyway.
+                let _ = t.with_mux(|m| m.send(h, buf.freeze(), Instant::now()));
+            }
+        }
+    }
+}
+
+async fn pump_down(w: &Worker, t: &Tunnel, slot: &ChannelSlot, mut wr: OwnedWriteHalf<TcpStream>) {
+    let h = slot.handle;
+    let write_timeout = w.config.timeouts.write;
+    loop {
+        if t.ended.is_set() {
+            return;
+        }
+        let next = t.with_mux(|m| m.recv(h));
+        match next {
+            Recv::Data(data) => {
+                let n = data.len();
+                let written = monoio::select! {
+                    r = monoio::time::timeout(write_timeout, wr.write_all(data)) => r,
+                    _ = t.ended.wait() => return,
+                };
+                match written {
+                    Ok((Ok(_), _)) => {
+                        WorkerMetrics::add(&w.m().bytes_to_browsers, n);
+                        t.with_mux(|m| m.consumed(h, n));
+                    }
+                    // A browser that fails or stops reading loses its channel, nobody else.
+                    _ => return t.with_mux(|m| m.close(h)),
+                }
+            }
+            Recv::Empty => {
+                monoio::select! {
+                    _ = slot.readable.wait() => {}
+                    _ = t.ended.wait() => return,
+                }
+            }
+            Recv::Closed => {
+                // Everything the tunnel sent is written: let the browser see a clean end.
+                let _ = monoio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! One worker: a thread pinned to a CPU, its own runtime, its own listeners, tunnels, routes
+//! and limits. It talks to other workers only through [`Message`]s.
+
+mod channel;
+mod conn;
+mod tunnel;
+
+use monoio::net::TcpListener;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info, warn};
+
+use sluice_proto::Hostname;
+use sluice_proto::token::FernetKey;
+
+use crate::config::EdgeConfig;
+use crate::listener::ListenerKind;
+use crate::message::Message;
+use crate::metrics::{Metrics, TunnelEnd, WorkerMetrics};
+use crate::routes::Routes;
+use crate::sync::Latch;
+use tunnel::Tunnel;
+
+/// A worker's share of the edge-wide limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shares {
+    tunnels: usize,
+    connections: usize,
+    pending: usize,
+}
+
+/// Everything one worker owns. Lives in an `Rc` on the worker's thread.
+pub(crate) struct Worker {
+    pub(crate) id: usize,
+    pub(crate) config: Arc<EdgeConfig>,
+    metrics: Arc<Metrics>,
+    keys: RefCell<Arc<[FernetKey]>>,
+    routes: RefCell<Routes>,
+    tunnels: RefCell<Slab<Rc<Tunnel>>>,
+    /// Senders to every worker, this one included (index = worker id).
+    peers: Vec<UnboundedSender<Message>>,
+    /// The edge-wide registration counter (touched once per tunnel handshake).
+    seq: Arc<AtomicU64>,
+    rng: RefCell<StdRng>,
+    shares: Shares,
+    /// Connections still reading their hello or tunnel handshake.
+    pending: Cell<usize>,
+    /// Browser connections proxied into a tunnel now.
+    connections: Cell<usize>,
+    /// Stop accepting (graceful shutdown has begun).
+    pub(crate) draining: Latch,
+    /// Close everything now.
+    pub(crate) aborting: Latch,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: usize,
+        config: Arc<EdgeConfig>,
+        metrics: Arc<Metrics>,
+        peers: Vec<UnboundedSender<Message>>,
+        seq: Arc<AtomicU64>,
+    ) -> Self {
+        let shares = Shares {
+            tunnels: config.per_worker(config.limits.max_tunnels),
+            connections: config.per_worker(config.limits.max_connections),
+            pending: config.per_worker(config.limits.max_pending_handshakes),
+        };
+        Self {
+            id,
+            keys: RefCell::new(config.fernet_keys.clone().into()),
+            config,
+            metrics,
+            routes: RefCell::new(Routes::new(id)),
+            tunnels: RefCell::new(Slab::new()),
+            peers,
+            seq,
+            rng: RefCell::new(StdRng::from_entropy()),
+            shares,
+            pending: Cell::new(0),
+            connections: Cell::new(0),
+            draining: Latch::default(),
+            aborting: Latch::default(),
+        }
+    }
+
+    pub(crate) fn m(&self) -> &WorkerMetrics {
+        self.metrics.worker(self.id)
+    }
+
+    pub(crate) fn keys(&self) -> Arc<[FernetKey]> {
+        self.keys.borrow().clone()
+    }
+
+    /// A generator for a new tunnel, seeded from this worker's.
+    pub(crate) fn fork_rng(&self) -> StdRng {
+        // A CSPRNG seeded from another CSPRNG; `from_rng` on StdRng cannot fail.
+        StdRng::from_rng(&mut *self.rng.borrow_mut()).unwrap_or_else(|_| StdRng::from_entropy())
+    }
+
+    /// Runs the worker until shutdown completes.
+    pub(crate) async fn run(
+        self: Rc<Self>,
+        listeners: Vec<(ListenerKind, std::net::TcpListener)>,
+        mut inbox: UnboundedReceiver<Message>,
+    ) {
+        for (kind, std_listener) in listeners {
+            match TcpListener::from_std(std_listener) {
+                Ok(l) => {
+                    monoio::spawn(accept_loop(self.clone(), l, kind));
+                }
+                Err(e) => warn!(error = %e, "cannot use a listening socket"),
+            }
+        }
+        let grace = loop {
+            match inbox.recv().await {
+                Some(Message::Shutdown { grace }) => break grace,
+                Some(msg) => self.handle(msg),
+                // Every handle to the edge is gone: stop at once.
+                None => break Duration::ZERO,
+            }
+        };
+        self.draining.set();
+        self.drain(grace, &mut inbox).await;
+    }
+
+    fn handle(self: &Rc<Self>, msg: Message) {
+        match msg {
+            Message::Handover(h) => {
+                WorkerMetrics::inc(&self.m().handovers_in);
+                monoio::spawn(conn::take_handover(self.clone(), h));
+            }
+            Message::RouteClaim { names, worker, seq } => {
+                let replaced = self.routes.borrow_mut().claim(&names, worker, seq, None);
+                self.replace(replaced);
+            }
+            Message::RouteRelease { names, worker, seq } => {
+                self.routes.borrow_mut().release(&names, worker, seq);
+            }
+            Message::Keys(keys) => {
+                info!(keys = keys.len(), "Fernet keys reloaded");
+                *self.keys.borrow_mut() = keys;
+            }
+            Message::Shutdown { .. } => {}
+        }
+    }
+
+    /// Graceful shutdown: listeners are closed; wait for browser connections to finish, then
+    /// close tunnels. Messages keep flowing meanwhile (handovers, route changes).
+    async fn drain(self: &Rc<Self>, grace: Duration, inbox: &mut UnboundedReceiver<Message>) {
+        let deadline = Instant::now() + grace;
+        debug!(connections = self.connections.get(), ?grace, "draining");
+        while self.connections.get() > 0 && Instant::now() < deadline {
+            let tick = monoio::time::sleep(Duration::from_millis(50));
+            monoio::select! {
+                m = inbox.recv() => match m {
+                    Some(Message::Handover(h)) => drop(h),
+                    Some(msg) => self.handle(msg),
+                    None => {}
+                },
+                _ = tick => {}
+            }
+        }
+        self.aborting.set();
+        let tunnels: Vec<Rc<Tunnel>> = self
+            .tunnels
+            .borrow()
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect();
+        for t in tunnels {
+            t.end(TunnelEnd::Shutdown);
+        }
+        // Let the tasks see the latches and release their sockets.
+        for _ in 0..100 {
+            if self.tunnels.borrow().is_empty() && self.connections.get() == 0 {
+                break;
+            }
+            monoio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Registers a tunnel that passed its handshake; returns its table key.
+    fn register(self: &Rc<Self>, t: &Rc<Tunnel>) -> usize {
+        let key = self.tunnels.borrow_mut().insert(t.clone());
+        let replaced = self
+            .routes
+            .borrow_mut()
+            .claim(&t.names, self.id, t.seq, Some(key));
+        self.replace(replaced);
+        self.broadcast(|| Message::RouteClaim {
+            names: t.names.clone(),
+            worker: self.id,
+            seq: t.seq,
+        });
+        key
+    }
+
+    fn unregister(&self, key: usize, t: &Tunnel) {
+        self.tunnels.borrow_mut().try_remove(key);
+        self.routes.borrow_mut().release(&t.names, self.id, t.seq);
+        self.broadcast(|| Message::RouteRelease {
+            names: t.names.clone(),
+            worker: self.id,
+            seq: t.seq,
+        });
+    }
+
+    fn replace(&self, keys: Vec<usize>) {
+        for key in keys {
+            let old = self.tunnels.borrow().get(key).cloned();
+            if let Some(old) = old {
+                info!(host = %old.names[0], "replaced by a newer tunnel for the same name");
+                old.end(TunnelEnd::Replaced);
+            }
+        }
+    }
+
+    fn broadcast(&self, msg: impl Fn() -> Message) {
+        for (i, peer) in self.peers.iter().enumerate() {
+            if i != self.id {
+                // A worker that is gone needs no news.
+                let _ = peer.send(msg());
+            }
+        }
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn lookup(&self, name: &Hostname) -> Option<crate::routes::Route> {
+        self.routes.borrow().lookup(name)
+    }
+
+    fn tunnel(&self, key: usize) -> Option<Rc<Tunnel>> {
+        self.tunnels.borrow().get(key).cloned()
+    }
+
+    fn send_to(&self, worker: usize, msg: Message) -> Result<(), Message> {
+        self.peers[worker].send(msg).map_err(|e| e.0)
+    }
+}
+
+async fn accept_loop(w: Rc<Worker>, listener: TcpListener, kind: ListenerKind) {
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = w.draining.wait() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if w.pending.get() >= w.shares.pending {
+                    w.m().refused(crate::metrics::Refusal::PendingLimit);
+                    continue;
+                }
+                monoio::spawn(conn::handle(w.clone(), stream, peer, kind));
+            }
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning on the error.
+                warn!(error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

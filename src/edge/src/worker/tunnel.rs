@@ -1,0 +1,418 @@
+//! A tunnel: the handshake, then three tasks around one [`Multiplexer`] until it ends.
+//!
+//! - the reader feeds the socket's bytes to the multiplexer (and stops reading while the
+//!   multiplexer is stalled by an undrained channel);
+//! - the writer sends what the multiplexer produces, in vectored batches;
+//! - the timer runs keepalive, idle and token-expiry deadlines.
+//!
+//! Browser connections attach to it as channels ([`super::channel`]). When the tunnel ends,
+//! for whatever reason, every one of its browsers is closed and its routes are released.
+
+use bytes::BytesMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use rand::rngs::StdRng;
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{Instrument, debug, info, info_span};
+
+use sluice_proto::Hostname;
+use sluice_proto::handshake::{HandshakeError, ServerChallenge, read_token};
+use sluice_proto::limits::MAX_TOKEN_LEN;
+use sluice_proto::mux::{Blame, ChannelHandle, Event, Multiplexer, MuxError, OpenError, Transmit};
+use sluice_proto::peek::Peek;
+use sluice_proto::token::{FernetError, TokenError};
+
+use super::Worker;
+use super::conn::Pending;
+use crate::io;
+use crate::metrics::{HandshakeFailure, Refusal, TunnelEnd, WorkerMetrics};
+use crate::sync::{Latch, Notify};
+
+/// Bytes read from a tunnel socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes gathered for one vectored write to a tunnel.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// The per-channel wakeups a browser connection waits on.
+#[derive(Debug)]
+pub(super) struct ChannelSlot {
+    pub(super) handle: ChannelHandle,
+    /// Data (or the end) is ready to `recv`.
+    pub(super) readable: Notify,
+    /// The browser may be read again.
+    pub(super) writable: Notify,
+    /// Stop reading the browser: the tunnel side closed the channel.
+    pub(super) source_done: Latch,
+}
+
+/// One connected tunnel, owned by the worker that accepted it.
+pub(super) struct Tunnel {
+    pub(super) names: Arc<[Hostname]>,
+    pub(super) seq: u64,
+    mux: RefCell<Multiplexer<StdRng>>,
+    slots: RefCell<Vec<Option<Rc<ChannelSlot>>>>,
+    output: Notify,
+    input: Notify,
+    timer: Notify,
+    pub(super) ended: Latch,
+    end_cause: Cell<Option<TunnelEnd>>,
+}
+
+impl Tunnel {
+    /// Opens a channel for a browser and queues its hello.
+    pub(super) fn open(
+        &self,
+        caller: IpAddr,
+        hello: bytes::Bytes,
+    ) -> Result<Rc<ChannelSlot>, OpenError> {
+        let now = Instant::now();
+        let handle = {
+            let mut mux = self.mux.borrow_mut();
+            let handle = mux.open_channel(caller, now)?;
+            // Fresh channel, open tunnel: this cannot fail.
+            let _ = mux.send(handle, hello, now);
+            handle
+        };
+        let slot = Rc::new(ChannelSlot {
+            handle,
+            readable: Notify::default(),
+            writable: Notify::default(),
+            source_done: Latch::default(),
+        });
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() <= handle.index() {
+            slots.resize(handle.index() + 1, None);
+        }
+        slots[handle.index()] = Some(slot.clone());
+        drop(slots);
+        self.dispatch();
+        // The first channel arms the channel-idle sweep.
+        self.timer.notify();
+        Ok(slot)
+    }
+
+    /// Forgets a channel's slot; closes the channel if it is still open.
+    pub(super) fn detach(&self, handle: ChannelHandle) {
+        self.mux.borrow_mut().close(handle);
+        if let Some(s) = self.slots.borrow_mut().get_mut(handle.index())
+            && s.as_ref().is_some_and(|s| s.handle == handle)
+        {
+            *s = None;
+        }
+        self.dispatch();
+    }
+
+    /// Runs `f` on the multiplexer, then acts on what it says.
+    pub(super) fn with_mux<T>(&self, f: impl FnOnce(&mut Multiplexer<StdRng>) -> T) -> T {
+        let out = f(&mut self.mux.borrow_mut());
+        self.dispatch();
+        out
+    }
+
+    /// Wakes whoever the multiplexer's events concern.
+    fn dispatch(&self) {
+        let mut mux = self.mux.borrow_mut();
+        let slots = self.slots.borrow();
+        let slot = |h: ChannelHandle| {
+            slots
+                .get(h.index())
+                .and_then(Option::as_ref)
+                .filter(|s| s.handle == h)
+        };
+        while let Some(event) = mux.poll_event() {
+            match event {
+                Event::Readable { channel } => {
+                    if let Some(s) = slot(channel) {
+                        s.readable.notify();
+                    }
+                }
+                Event::Writable { channel } => {
+                    if let Some(s) = slot(channel) {
+                        s.writable.notify();
+                    }
+                }
+                Event::Closed { channel, .. } => {
+                    if let Some(s) = slot(channel) {
+                        s.source_done.set();
+                        s.readable.notify();
+                    }
+                }
+                Event::InputReady => self.input.notify(),
+                Event::Opened { .. } => {}
+            }
+        }
+        if mux.wants_output() {
+            self.output.notify();
+        }
+    }
+
+    /// Ends the tunnel (first cause wins): every task and browser sees the latch.
+    pub(super) fn end(&self, cause: TunnelEnd) {
+        if self.ended.is_set() {
+            return;
+        }
+        self.end_cause.set(Some(cause));
+        self.ended.set();
+        for s in self.slots.borrow().iter().flatten() {
+            s.source_done.set();
+            s.readable.notify();
+            s.writable.notify();
+        }
+    }
+
+    fn end_with(&self, e: &MuxError) {
+        self.end(match (e, e.blame()) {
+            (MuxError::Expired, _) => TunnelEnd::Expired,
+            (_, Blame::Peer) => TunnelEnd::ProtocolError,
+            (_, Blame::Timeout) => TunnelEnd::Timeout,
+            (_, Blame::Local) => TunnelEnd::Io,
+        });
+    }
+}
+
+/// Runs a tunnel connection: handshake, registration, service, cleanup.
+pub(super) async fn accept(
+    w: Rc<Worker>,
+    mut stream: TcpStream,
+    buf: BytesMut,
+    caller: IpAddr,
+    peer: SocketAddr,
+    pending: Pending,
+) {
+    let limit = w.config.timeouts.handshake;
+    let session = match monoio::time::timeout(limit, handshake(&w, &mut stream, buf)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(why)) => {
+            debug!(reason = why.label(), "tunnel handshake failed");
+            w.m().handshake_failed(why);
+            return;
+        }
+        Err(_) => {
+            w.m().handshake_failed(HandshakeFailure::Timeout);
+            return;
+        }
+    };
+    drop(pending);
+    let (claims, session) = session;
+    if w.tunnels.borrow().len() >= w.shares.tunnels || w.draining.is_set() {
+        w.m().refused(if w.draining.is_set() {
+            Refusal::ShuttingDown
+        } else {
+            Refusal::TunnelLimit
+        });
+        return;
+    }
+    let now = Instant::now();
+    let mut mux = Multiplexer::new(session, w.config.mux.clone(), w.fork_rng(), now);
+    // The token's expiry as a deadline on this clock: a tunnel ends when its token does.
+    let left = claims
+        .expires_at()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    mux.set_deadline(now + left);
+    let names: Arc<[Hostname]> = claims.names().cloned().collect::<Vec<_>>().into();
+    let t = Rc::new(Tunnel {
+        names,
+        seq: w.next_seq(),
+        mux: RefCell::new(mux),
+        slots: RefCell::new(Vec::new()),
+        output: Notify::default(),
+        input: Notify::default(),
+        timer: Notify::default(),
+        ended: Latch::default(),
+        end_cause: Cell::new(None),
+    });
+    let span = info_span!("tunnel", host = %t.names[0], %peer, %caller);
+    async move {
+        info!(
+            aliases = t.names.len() - 1,
+            version = %claims.protocol_version,
+            cipher = %claims.cipher,
+            "tunnel connected"
+        );
+        let key = w.register(&t);
+        WorkerMetrics::inc(&w.m().tunnels_accepted);
+        WorkerMetrics::gauge(&w.m().tunnels, 1);
+        let (rd, wr) = stream.into_split();
+        let reader = monoio::spawn(read_loop(t.clone(), rd).in_current_span());
+        let writer =
+            monoio::spawn(write_loop(t.clone(), wr, w.config.timeouts.write).in_current_span());
+        timer_loop(t.clone()).await;
+        reader.await;
+        writer.await;
+        let cause = t.end_cause.get().unwrap_or(TunnelEnd::Io);
+        info!(cause = cause.label(), "tunnel ended");
+        w.m().tunnel_ended(cause);
+        WorkerMetrics::gauge(&w.m().tunnels, -1);
+        w.unregister(key, &t);
+    }
+    .instrument(span)
+    .await
+}
+
+type Accepted = (
+    sluice_proto::token::TokenClaims,
+    sluice_proto::handshake::Session,
+);
+
+/// Token, challenge, answer.
+async fn handshake(
+    w: &Worker,
+    stream: &mut TcpStream,
+    mut buf: BytesMut,
+) -> Result<Accepted, HandshakeFailure> {
+    let keys = w.keys();
+    let claims = loop {
+        match read_token(&buf, &keys, SystemTime::now()) {
+            Ok(Peek::Complete(claims)) => break claims,
+            Ok(Peek::NeedMore) if buf.len() < MAX_TOKEN_LEN => {}
+            Ok(Peek::NeedMore | Peek::NotThisProtocol) => {
+                return Err(HandshakeFailure::InvalidToken);
+            }
+            Err(e) => return Err(classify(&e)),
+        }
+        buf.reserve(1024);
+        let (res, back) = stream.read(buf).await;
+        buf = back;
+        match res {
+            Ok(0) | Err(_) => return Err(HandshakeFailure::Io),
+            Ok(_) => {}
+        }
+    };
+    let (challenge, wire) = {
+        let mut rng = w.rng.borrow_mut();
+        ServerChallenge::new(&claims, &mut *rng).map_err(|e| classify(&e))?
+    };
+    let (res, _) = stream.write_all(wire).await;
+    res.map_err(|_| HandshakeFailure::Io)?;
+    let answer = vec![0u8; challenge.answer_len()];
+    let (res, answer) = monoio::io::AsyncReadRentExt::read_exact(stream, answer).await;
+    res.map_err(|_| HandshakeFailure::Io)?;
+    let session = challenge.verify(&answer).map_err(|e| classify(&e))?;
+    Ok((claims, session))
+}
+
+fn classify(e: &HandshakeError) -> HandshakeFailure {
+    match e {
+        HandshakeError::Token(TokenError::Fernet(FernetError::BadSignature)) => {
+            HandshakeFailure::WrongKey
+        }
+        HandshakeError::Token(TokenError::Expired { .. }) => HandshakeFailure::Expired,
+        HandshakeError::Token(_) => HandshakeFailure::InvalidToken,
+        HandshakeError::Crypto(_)
+        | HandshakeError::WrongAnswer
+        | HandshakeError::WrongLength { .. } => HandshakeFailure::ChallengeFailed,
+    }
+}
+
+async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
+    let mut buf = BytesMut::new();
+    // After a read that filled the buffer, more is likely waiting: read again at once.
+    // Otherwise wait for readability first, so an idle tunnel lends the kernel no buffer.
+    let mut hot = false;
+    loop {
+        if t.ended.is_set() {
+            return;
+        }
+        if !t.mux.borrow().wants_input() {
+            monoio::select! {
+                _ = t.input.wait() => {}
+                _ = t.ended.wait() => return,
+            }
+            // Consume what the stall left in the buffer.
+            let r = t.mux.borrow_mut().handle_input(&mut buf, Instant::now());
+            t.dispatch();
+            if let Err(e) = r {
+                return t.end_with(&e);
+            }
+            continue;
+        }
+        if !hot && buf.is_empty() {
+            // Return an idle buffer's memory rather than keep it while the tunnel sleeps.
+            buf = BytesMut::new();
+            let ready = monoio::select! {
+                r = io::readable(&rd) => r,
+                _ = t.ended.wait() => return,
+            };
+            if ready.is_err() {
+                return t.end(TunnelEnd::Io);
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        let spare = buf.capacity() - buf.len();
+        let (res, back) = monoio::select! {
+            r = rd.read(buf) => r,
+            _ = t.ended.wait() => return,
+        };
+        buf = back;
+        match res {
+            Ok(0) => return t.end(TunnelEnd::PeerClosed),
+            Err(_) => return t.end(TunnelEnd::Io),
+            Ok(n) => hot = n == spare,
+        }
+        let r = t.mux.borrow_mut().handle_input(&mut buf, Instant::now());
+        t.dispatch();
+        if let Err(e) = r {
+            debug!(error = %e, "tunnel input error");
+            return t.end_with(&e);
+        }
+    }
+}
+
+async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>, write_timeout: Duration) {
+    let mut tx = Transmit::new();
+    loop {
+        if !t.mux.borrow().wants_output() {
+            monoio::select! {
+                _ = t.output.wait() => continue,
+                _ = t.ended.wait() => return,
+            }
+        }
+        let r = t
+            .mux
+            .borrow_mut()
+            .poll_transmit(&mut tx, WRITE_BATCH, Instant::now());
+        t.dispatch();
+        if let Err(e) = r {
+            return t.end_with(&e);
+        }
+        let segments = tx.take_segments();
+        let written = monoio::select! {
+            r = monoio::time::timeout(write_timeout, io::write_all_segments(&mut wr, segments)) => r,
+            _ = t.ended.wait() => return,
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return t.end(TunnelEnd::Io),
+            Err(_) => return t.end(TunnelEnd::Timeout),
+        }
+    }
+}
+
+async fn timer_loop(t: Rc<Tunnel>) {
+    loop {
+        let next = t.mux.borrow().poll_timeout();
+        let sleep = match next {
+            Some(at) => monoio::time::sleep_until(monoio::time::Instant::from_std(at)),
+            None => monoio::time::sleep(Duration::from_secs(3600)),
+        };
+        monoio::select! {
+            _ = sleep => {}
+            _ = t.timer.wait() => continue,
+            _ = t.ended.wait() => return,
+        }
+        let now = Instant::now();
+        if next.is_some_and(|at| now >= at) {
+            let r = t.mux.borrow_mut().handle_timeout(now);
+            t.dispatch();
+            if let Err(e) = r {
+                debug!(error = %e, "tunnel timer");
+                return t.end_with(&e);
+            }
+        }
+    }
+}
