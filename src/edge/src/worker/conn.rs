@@ -7,7 +7,7 @@
 //! is known by then), so curl and browsers show "unrecognized name" rather than a reset.
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -192,7 +192,7 @@ async fn read_preamble(
             ));
         }
         buf.reserve(2048.min(cap - buf.len()).max(512));
-        let (res, back) = stream.read(buf).await;
+        let (res, back) = io::read_append(stream, buf).await;
         buf = back;
         match res {
             Ok(0) | Err(_) => return Err(Refused::silent(Refusal::ClosedEarly)),
