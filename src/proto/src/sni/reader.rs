@@ -3,6 +3,9 @@
 //! [`Fragments`] stitches the record payloads into one byte stream without copying;
 //! [`Reader`] is rustls' codec reader over it: every length prefix opens a sub-reader that
 //! cannot read past that length, so a lying inner length is caught where it lies.
+//!
+//! The small reads are `#[inline(always)]`: they are most of a peek, and called from so many
+//! places that LLVM otherwise keeps them out of line (callgrind: about 20% more instructions).
 
 use super::Malformed;
 
@@ -94,17 +97,20 @@ impl<'f, 'a> Reader<'f, 'a> {
         self.left() == 0
     }
 
+    /// The next byte.
     #[inline(always)]
     pub(super) fn u8(&mut self) -> Result<u8, Malformed> {
         let [b] = self.array()?;
         Ok(b)
     }
 
+    /// The next big-endian `u16`.
     #[inline(always)]
     pub(super) fn u16(&mut self) -> Result<u16, Malformed> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    /// The next big-endian 24-bit length.
     pub(super) fn u24(&mut self) -> Result<usize, Malformed> {
         let [a, b, c] = self.array()?;
         Ok((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c))
@@ -122,6 +128,7 @@ impl<'f, 'a> Reader<'f, 'a> {
         }
     }
 
+    /// [`Self::array`] when the bytes straddle records, which real clients never make happen.
     #[cold]
     #[inline(never)]
     fn array_across_records<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
