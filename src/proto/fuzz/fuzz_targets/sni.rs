@@ -1,4 +1,8 @@
 //! Fuzzes the SNI peek: it never panics, and its answers agree with each other.
+//!
+//! From `src/proto/fuzz`: `cargo +nightly fuzz run sni corpus/sni corpus/seed-sni --
+//! -max_len=70000` (new finds go to the ignored `corpus/sni`; `seed-sni` holds the captures
+//! from `testdata/client_hello` and a few of them re-cut into small records).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
