@@ -292,3 +292,37 @@ fn a_flood_for_a_missing_host_leaves_good_clients_served() {
     assert_eq!(refused(&edge, Refusal::UnknownHost), 800);
     echo_round_trip(addr, "a.example.test").unwrap();
 }
+
+#[test]
+fn a_hello_trickled_in_thousands_of_reads_is_cut_off() {
+    let (edge, key) = edge(sluice_edge::IoDriver::Auto, 1, |_| {});
+    let addr = edge.listen_addrs()[0];
+    let _peer = support::attach(
+        &edge,
+        addr,
+        &Creds::new(
+            &key,
+            "a.example.test",
+            &[],
+            ProtocolVersion::V0,
+            CipherKind::AesCbc,
+        ),
+        echo_server(),
+    )
+    .unwrap();
+    // 2 KiB of hello in 1-byte records: about 10,000 bytes, one segment each.
+    let hs = hello::unrecord(&hello::client_hello(Some("a.example.test"), 1900));
+    let trickle = hello::records(&hs, 1);
+    let mut b = browser(addr);
+    let mut written = 0;
+    for byte in &trickle {
+        if b.write_all(std::slice::from_ref(byte)).is_err() {
+            break;
+        }
+        written += 1;
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    assert!(written < trickle.len(), "cut off before the end");
+    assert_eq!(refused(&edge, Refusal::HelloTrickled), 1);
+    echo_round_trip(addr, "a.example.test").unwrap();
+}

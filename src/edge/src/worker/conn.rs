@@ -29,6 +29,10 @@ use crate::metrics::{Refusal, WorkerMetrics};
 const MAX_HOPS: u8 = 2;
 /// Room beyond the hello cap for record headers and a PROXY header.
 const PREAMBLE_SLACK: usize = 4096;
+/// Most reads a preamble may take. The hello is re-parsed after each read, and a hello cut in
+/// tiny records costs more per parse as it grows: bounding the reads bounds the work. A
+/// ClientHello dribbled one byte per segment still fits if it is under 1 KiB.
+const MAX_PREAMBLE_READS: usize = 1024;
 /// How long an alert may take to write before the connection is just closed.
 const ALERT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -135,6 +139,7 @@ async fn read_preamble(
     let cap = max_hello + PREAMBLE_SLACK;
     let mut buf = BytesMut::with_capacity(2048);
     let mut proxy_pending = w.config.trust_proxy_protocol;
+    let mut reads = 0;
     loop {
         if proxy_pending {
             match peek_proxy_header(&buf) {
@@ -190,6 +195,10 @@ async fn read_preamble(
                 AlertDescription::HandshakeFailure,
                 record_version(&buf),
             ));
+        }
+        reads += 1;
+        if reads > MAX_PREAMBLE_READS {
+            return Err(Refused::silent(Refusal::HelloTrickled));
         }
         buf.reserve(2048.min(cap - buf.len()).max(512));
         let (res, back) = io::read_append(stream, buf).await;
