@@ -22,7 +22,8 @@ Lines on stdout, flushed at once (logging goes to stderr):
   DISCONNECTED                  the tunnel ended
   CONNECT_FAILED <reason>       an attempt failed before the multiplexer ran
 snitun has no reconnect of its own: this script retries after --reconnect-delay seconds
-(default 0.5). SIGTERM or SIGINT stops it; stdout then gets `STOPPED`.
+(default 0.5). SIGTERM or SIGINT stops it; stdout then gets `STOPPED`. It also stops when its
+parent process is gone.
 """
 from __future__ import annotations
 
@@ -32,8 +33,28 @@ import importlib.metadata as md
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
+import threading
+import time
+
+
+def watch_parent() -> None:
+    """SIGTERM ourselves when the process that started us is gone (e.g. a test binary killed
+    with SIGKILL, whose drop handlers never ran), so that no peer outlives its test; SIGKILL
+    our process group if that does not end us within 10 s."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)  # no clean stop by then: end the whole process group
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def say(line: str) -> None:
@@ -129,6 +150,7 @@ def main() -> None:
     p.add_argument("--reconnect-delay", type=float, default=0.5)
     p.add_argument("--debug", action="store_true")
     args = p.parse_args()
+    watch_parent()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
 

@@ -20,6 +20,7 @@ Every listener binds 127.0.0.1 port 0 (or --host). Once they all listen, stdout 
     LISTENING port=<public port> [peer_port=<tunnel port, dual mode only>]
 
 and logging goes to stderr. SIGTERM or SIGINT stops the server; stdout then gets `STOPPED`.
+It also stops when its parent process is gone.
 
 Port 0: every snitun server class turns `port or 443` (or 8080) into its default, so port 0
 cannot be passed in. This script sets the private `_port` attribute(s) to 0 after
@@ -37,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 LOG_ENV = "SLUICE_TESTKIT_LOG_LEVEL"
@@ -46,6 +48,23 @@ LOG_ENV = "SLUICE_TESTKIT_LOG_LEVEL"
 # worker logs ("New peer connection: ...") reach the same stderr. 0.40.0 forks directly.
 if __name__ == "__mp_main__" and os.environ.get(LOG_ENV):
     logging.basicConfig(level=os.environ[LOG_ENV], format=LOG_FORMAT, stream=sys.stderr)
+
+
+def watch_parent() -> None:
+    """SIGTERM ourselves when the process that started us is gone (e.g. a test binary killed
+    with SIGKILL, whose drop handlers never ran), so that no peer outlives its test; SIGKILL
+    our process group if that does not end us within 10 s."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)  # no clean stop by then: end the whole process group
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def say(line: str) -> None:
@@ -146,6 +165,7 @@ def main() -> None:
     p.add_argument("--throttling", type=int, default=None)
     p.add_argument("--debug", action="store_true", help="DEBUG logging (peer registration etc.)")
     args = p.parse_args()
+    watch_parent()
 
     os.environ[LOG_ENV] = "DEBUG" if args.debug else "INFO"  # inherited by worker processes
     logging.basicConfig(level=os.environ[LOG_ENV], format=LOG_FORMAT, stream=sys.stderr)
