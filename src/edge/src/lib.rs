@@ -20,7 +20,7 @@ mod io;
 pub mod listener;
 mod message;
 pub mod metrics;
-mod routes;
+pub mod routes;
 pub mod runtime;
 mod sync;
 mod worker;

@@ -17,39 +17,41 @@ use sluice_proto::Hostname;
 
 /// Where a name is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Route {
+pub struct Route {
     /// The worker owning the tunnel.
-    pub(crate) worker: usize,
+    pub worker: usize,
     /// The tunnel's registration sequence number.
-    pub(crate) seq: u64,
+    pub seq: u64,
     /// The tunnel's key in this worker's tunnel table, when `worker` is this worker.
-    pub(crate) tunnel: Option<usize>,
+    pub tunnel: Option<usize>,
     /// Whether the name is the tunnel's primary name.
-    pub(crate) primary: bool,
+    pub primary: bool,
 }
 
-/// One worker's copy of the directory.
+/// One worker's copy of the directory (public for the benches).
 #[derive(Debug)]
-pub(crate) struct Routes {
+pub struct Routes {
     me: usize,
     map: HashMap<Hostname, Route>,
 }
 
 impl Routes {
-    pub(crate) fn new(me: usize) -> Self {
+    /// An empty directory for worker `me`.
+    pub fn new(me: usize) -> Self {
         Self {
             me,
             map: HashMap::new(),
         }
     }
 
-    pub(crate) fn lookup(&self, name: &Hostname) -> Option<Route> {
+    /// Where `name` is served.
+    pub fn lookup(&self, name: &Hostname) -> Option<Route> {
         self.map.get(name).copied()
     }
 
     /// Applies a tunnel's claim on `names` (primary first). `tunnel` is its local key when the
     /// tunnel lives on this worker. Returns the local tunnels it replaces.
-    pub(crate) fn claim(
+    pub fn claim(
         &mut self,
         names: &[Hostname],
         worker: usize,
@@ -82,7 +84,7 @@ impl Routes {
     }
 
     /// Removes the names that tunnel `(worker, seq)` still holds.
-    pub(crate) fn release(&mut self, names: &[Hostname], worker: usize, seq: u64) {
+    pub fn release(&mut self, names: &[Hostname], worker: usize, seq: u64) {
         for name in names {
             if self
                 .map
