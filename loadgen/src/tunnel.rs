@@ -1,0 +1,486 @@
+//! The home-server role: tunnels that speak the SniTun protocol (`sluice-proto`'s
+//! [`ClientHandshake`] and [`Multiplexer`]) to any SniTun-compatible edge, each channel served
+//! by a built-in origin ([`Responder`]) with no socket behind it, optionally behind a rustls
+//! server session (TLS mode).
+//!
+//! One task per tunnel owns the socket and the multiplexer and never blocks on a channel:
+//!
+//! ```text
+//! loop: events → answers while can_send → poll_transmit → wait(readable | writable | timer)
+//! ```
+//!
+//! Answers are slices of a static pattern ([`crate::wire::PATTERN`]), handed to the
+//! multiplexer as `Bytes::from_static`, so a download costs the peer one header encryption per
+//! 64 KiB frame and a vectored write; nothing is copied in user space.
+
+use bytes::{Bytes, BytesMut};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rustls::ServerConnection;
+use std::cell::{Cell, RefCell};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use sluice_proto::handshake::{ClientHandshake, Session};
+use sluice_proto::mux::{ChannelHandle, Event, Multiplexer, MuxConfig, Recv, Transmit};
+
+use crate::creds::Creds;
+use crate::wire::Responder;
+
+/// Bytes gathered for one vectored write to the tunnel.
+const WRITE_BATCH: usize = 512 * 1024;
+/// Bytes of spare room for one read from the tunnel.
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads in a row before the loop turns to its other work.
+const READS_PER_TURN: usize = 4;
+/// Plaintext per TLS write in TLS mode (one record).
+const TLS_PLAIN_CHUNK: usize = 16 * 1024;
+/// Time allowed for a tunnel's connect and handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Stops a set of tunnels (or one).
+#[derive(Debug, Default)]
+pub struct Stop {
+    set: Cell<bool>,
+    notify: Notify,
+}
+
+impl Stop {
+    /// Tells every tunnel watching this to end.
+    pub fn stop(&self) {
+        self.set.set(true);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        while !self.set.get() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Counters of one thread's tunnels.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Channels the edge opened.
+    pub channels: Cell<u64>,
+    /// Channels open now.
+    pub open: Cell<i64>,
+    /// Protocol errors from the origin side (bad requests).
+    pub bad_requests: Cell<u64>,
+}
+
+/// Connects to `edge`, sends the token and answers the challenge.
+pub async fn handshake(edge: SocketAddr, creds: &Creds) -> io::Result<(TcpStream, Session)> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut s = TcpStream::connect(edge).await?;
+        s.set_nodelay(true)?;
+        s.write_all(creds.token.as_bytes()).await?;
+        let c = &creds.claims;
+        let hs = ClientHandshake::new(c.cipher, c.protocol_version, &c.aes_key, &c.aes_iv);
+        let mut challenge = vec![0u8; hs.challenge_len()];
+        s.read_exact(&mut challenge).await?;
+        let (session, answer) = hs
+            .answer(&challenge, &mut StdRng::from_entropy())
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        s.write_all(&answer).await?;
+        Ok((s, session))
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "tunnel handshake timed out"))?
+}
+
+/// What serves a channel's bytes.
+enum Origin {
+    Raw(Responder),
+    Tls(Box<ServerConnection>, Responder),
+}
+
+struct Chan {
+    handle: ChannelHandle,
+    origin: Origin,
+    /// In the `active` list.
+    active: bool,
+    /// TLS mode: close_notify queued.
+    closing: bool,
+}
+
+impl Chan {
+    /// Feeds bytes from the browser. Err: close the channel.
+    fn input(&mut self, mut data: &[u8]) -> Result<(), ()> {
+        match &mut self.origin {
+            Origin::Raw(r) => r.handle_input(data).map_err(|_| ()),
+            Origin::Tls(conn, r) => {
+                while !data.is_empty() {
+                    conn.read_tls(&mut data).map_err(|_| ())?;
+                    let state = conn.process_new_packets().map_err(|_| ())?;
+                    let mut n = state.plaintext_bytes_to_read();
+                    let mut plain = [0u8; 4096];
+                    while n > 0 {
+                        let got = conn.reader().read(&mut plain).map_err(|_| ())?;
+                        if got == 0 {
+                            break;
+                        }
+                        r.handle_input(&plain[..got]).map_err(|_| ())?;
+                        n -= got;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether there is anything to send.
+    fn has_output(&self) -> bool {
+        match &self.origin {
+            Origin::Raw(r) => r.owed() > 0 || r.wants_close(),
+            Origin::Tls(c, r) => c.wants_write() || r.owed() > 0 || r.wants_close(),
+        }
+    }
+
+    /// The next bytes for the tunnel, if any.
+    fn next_output(&mut self) -> Option<Bytes> {
+        match &mut self.origin {
+            Origin::Raw(r) => r.next_chunk(usize::MAX).map(Bytes::from_static),
+            Origin::Tls(conn, r) => {
+                if !conn.wants_write() && !conn.is_handshaking() {
+                    let chunk = r.next_chunk(TLS_PLAIN_CHUNK)?;
+                    // rustls buffers it; it cannot fail for a session that is not closed.
+                    conn.writer().write_all(chunk).ok()?;
+                }
+                if !conn.wants_write() {
+                    return None;
+                }
+                let mut out = Vec::with_capacity(TLS_PLAIN_CHUNK + 64);
+                while conn.wants_write() {
+                    if conn.write_tls(&mut out).is_err() {
+                        break;
+                    }
+                }
+                Some(Bytes::from(out))
+            }
+        }
+    }
+
+    /// Whether the channel should be closed now that its output is out.
+    fn done(&mut self) -> bool {
+        match &mut self.origin {
+            Origin::Raw(r) => r.wants_close(),
+            Origin::Tls(conn, r) => {
+                if r.wants_close() && !conn.wants_write() && !self.closing {
+                    self.closing = true;
+                    conn.send_close_notify();
+                }
+                self.closing && !conn.wants_write()
+            }
+        }
+    }
+}
+
+/// Serves an authenticated tunnel until the edge ends it or `stop` fires; returns why it ended.
+pub async fn serve(
+    mut stream: TcpStream,
+    session: Session,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stats: Rc<PeerStats>,
+    stop: Rc<Stop>,
+) -> String {
+    let config = MuxConfig {
+        outgoing_high: 1024 * 1024,
+        outgoing_low: 256 * 1024,
+        ..MuxConfig::client()
+    };
+    let mut mux = Multiplexer::new(session, config, StdRng::from_entropy(), Instant::now());
+    let mut inbox = BytesMut::new();
+    let mut chans: Vec<Option<Chan>> = Vec::new();
+    let mut active: Vec<ChannelHandle> = Vec::new();
+    let mut tx = Transmit::new();
+    let mut out: Vec<Bytes> = Vec::new();
+    let far = tokio::time::Instant::now() + Duration::from_secs(365 * 86400);
+    let sleep = tokio::time::sleep_until(far);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    let why = 'outer: loop {
+        if stop.set.get() {
+            break "stopped".to_string();
+        }
+        let now = Instant::now();
+        // Events.
+        while let Some(ev) = mux.poll_event() {
+            match ev {
+                Event::Opened { channel, .. } => {
+                    stats.channels.set(stats.channels.get() + 1);
+                    stats.open.set(stats.open.get() + 1);
+                    let origin = match &tls {
+                        None => Origin::Raw(Responder::new(true)),
+                        Some(cfg) => match ServerConnection::new(cfg.clone()) {
+                            Ok(c) => Origin::Tls(Box::new(c), Responder::new(false)),
+                            Err(_) => {
+                                mux.close(channel);
+                                continue;
+                            }
+                        },
+                    };
+                    let i = channel.index();
+                    if chans.len() <= i {
+                        chans.resize_with(i + 1, || None);
+                    }
+                    chans[i] = Some(Chan {
+                        handle: channel,
+                        origin,
+                        active: false,
+                        closing: false,
+                    });
+                }
+                Event::Readable { channel } => loop {
+                    match mux.recv(channel) {
+                        Recv::Data(d) => {
+                            mux.consumed(channel, d.len());
+                            let Some(c) = chan_mut(&mut chans, channel) else {
+                                continue;
+                            };
+                            if c.input(&d).is_err() {
+                                stats.bad_requests.set(stats.bad_requests.get() + 1);
+                                drop_chan(&mut chans, channel, &stats);
+                                mux.close(channel);
+                                continue;
+                            }
+                            if !c.active && c.has_output() {
+                                c.active = true;
+                                active.push(channel);
+                            }
+                        }
+                        Recv::Empty => break,
+                        Recv::Closed => {
+                            drop_chan(&mut chans, channel, &stats);
+                            break;
+                        }
+                    }
+                },
+                Event::Writable { channel } => {
+                    if let Some(c) = chan_mut(&mut chans, channel)
+                        && !c.active
+                    {
+                        c.active = true;
+                        active.push(channel);
+                    }
+                }
+                Event::Closed { channel, .. } => {
+                    while !matches!(mux.recv(channel), Recv::Closed) {}
+                    drop_chan(&mut chans, channel, &stats);
+                }
+                Event::InputReady => {
+                    if let Err(e) = mux.handle_input(&mut inbox, now) {
+                        break 'outer format!("protocol: {e}");
+                    }
+                }
+            }
+        }
+        // Answers, while the multiplexer takes them.
+        let mut i = 0;
+        while i < active.len() {
+            let h = active[i];
+            let Some(c) = chan_mut(&mut chans, h) else {
+                active.swap_remove(i);
+                continue;
+            };
+            let keep;
+            loop {
+                if !mux.can_send(h) {
+                    // A Writable event brings it back.
+                    keep = false;
+                    break;
+                }
+                match c.next_output() {
+                    Some(b) => {
+                        let _ = mux.send(h, b, now);
+                    }
+                    None => {
+                        if c.done() {
+                            drop_chan(&mut chans, h, &stats);
+                            mux.close(h);
+                            keep = false;
+                        } else {
+                            keep = c.has_output();
+                        }
+                        break;
+                    }
+                }
+            }
+            if keep {
+                i += 1;
+            } else {
+                if let Some(c) = chan_mut(&mut chans, h) {
+                    c.active = false;
+                }
+                active.swap_remove(i);
+            }
+        }
+        // Frames.
+        if out.is_empty() && mux.wants_output() {
+            if let Err(e) = mux.poll_transmit(&mut tx, WRITE_BATCH, now) {
+                break format!("transmit: {e}");
+            }
+            out = tx.take_segments();
+            // Handing frames over may have made room (Writable events): answers first, then
+            // the write.
+            if !out.is_empty() {
+                continue;
+            }
+        }
+        // Timer.
+        let next = mux.poll_timeout();
+        if next != armed {
+            armed = next;
+            let at = next.map_or(far, tokio::time::Instant::from_std);
+            sleep.as_mut().reset(at);
+        }
+        // Wait.
+        let want_read = mux.wants_input();
+        let want_write = !out.is_empty();
+        let interest = match (want_read, want_write) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        };
+        let ready = tokio::select! {
+            biased;
+            r = ready_or_never(&stream, interest) => r,
+            _ = &mut sleep => {
+                if let Err(e) = mux.handle_timeout(Instant::now()) {
+                    break format!("timer: {e}");
+                }
+                armed = None;
+                continue;
+            }
+            _ = stop.wait() => break "stopped".to_string(),
+        };
+        let ready = match ready {
+            Ok(r) => r,
+            Err(e) => break format!("tunnel: {e}"),
+        };
+        if ready.is_writable() && !out.is_empty() {
+            match write_segments(&stream, &mut out) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => break format!("tunnel write: {e}"),
+            }
+        }
+        if ready.is_readable() || ready.is_read_closed() {
+            let mut eof = false;
+            for _ in 0..READS_PER_TURN {
+                inbox.reserve(READ_CHUNK);
+                match stream.try_read_buf(&mut inbox) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        if n < READ_CHUNK / 2 {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => break 'outer format!("tunnel read: {e}"),
+                }
+            }
+            if let Err(e) = mux.handle_input(&mut inbox, Instant::now()) {
+                break format!("protocol: {e}");
+            }
+            if eof {
+                break "edge closed the tunnel".to_string();
+            }
+        }
+    };
+    let _ = stream.shutdown().await;
+    stats
+        .open
+        .set(stats.open.get() - chans.iter().flatten().count() as i64);
+    why
+}
+
+async fn ready_or_never(s: &TcpStream, interest: Option<Interest>) -> io::Result<tokio::io::Ready> {
+    match interest {
+        Some(i) => s.ready(i).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One vectored write of as many segments as fit.
+fn write_segments(s: &TcpStream, out: &mut Vec<Bytes>) -> io::Result<()> {
+    while !out.is_empty() {
+        let slices: Vec<IoSlice<'_>> = out.iter().take(64).map(|b| IoSlice::new(b)).collect();
+        let mut n = s.try_write_vectored(&slices)?;
+        let mut done = 0;
+        for b in out.iter_mut() {
+            if n == 0 {
+                break;
+            }
+            let take = n.min(b.len());
+            let _ = b.split_to(take);
+            n -= take;
+            if b.is_empty() {
+                done += 1;
+            }
+        }
+        out.drain(..done);
+    }
+    Ok(())
+}
+
+fn chan_mut(chans: &mut [Option<Chan>], h: ChannelHandle) -> Option<&mut Chan> {
+    chans
+        .get_mut(h.index())
+        .and_then(Option::as_mut)
+        .filter(|c| c.handle == h)
+}
+
+fn drop_chan(chans: &mut [Option<Chan>], h: ChannelHandle, stats: &PeerStats) {
+    if let Some(slot) = chans.get_mut(h.index())
+        && slot.as_ref().is_some_and(|c| c.handle == h)
+    {
+        *slot = None;
+        stats.open.set(stats.open.get() - 1);
+    }
+}
+
+/// A thread's tunnels, for callers that start and stop them.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// Tunnels connected and serving.
+    pub up: Cell<usize>,
+    /// Tunnels that ended, with the last reason.
+    pub ended: RefCell<(usize, String)>,
+    /// Channel counters.
+    pub stats: Rc<PeerStats>,
+}
+
+impl Fleet {
+    /// Connects a tunnel and serves it in a local task until `stop`.
+    pub async fn launch(
+        self: &Rc<Self>,
+        edge: SocketAddr,
+        creds: &Creds,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        stop: Rc<Stop>,
+    ) -> io::Result<()> {
+        let (stream, session) = handshake(edge, creds).await?;
+        self.up.set(self.up.get() + 1);
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            let why = serve(stream, session, tls, me.stats.clone(), stop).await;
+            me.up.set(me.up.get() - 1);
+            let mut e = me.ended.borrow_mut();
+            e.0 += 1;
+            e.1 = why;
+        });
+        Ok(())
+    }
+}
