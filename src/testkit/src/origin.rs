@@ -1,0 +1,434 @@
+//! A real HTTPS origin on 127.0.0.1:0: tokio + tokio-rustls, in a background thread with its
+//! own runtime. It stands in for Home Assistant behind a tunnel.
+//!
+//! Routes (HTTP/1.1, `GET` only):
+//! - `GET /` → `200`, a small text body naming the request, the SNI and the TCP peer it saw;
+//! - `GET /big/<MiB>` → `200`, `<MiB>` MiB of the pattern byte `i` = `i % 251`, with
+//!   `Content-Length` (compare with [`crate::sha256_of_pattern`]);
+//! - `GET /echo-peer` → `200`, the TCP peer address (`ip:port`, no newline);
+//! - anything else → `404`.
+//!
+//! Connections are kept alive as Home Assistant's aiohttp keeps them: after a response the
+//! origin waits for the next request and lets the *client* close first (after
+//! [`OriginOptions::idle_timeout`] it closes itself). A request with `Connection: close`, or
+//! [`OriginOptions::close_after_response`], makes the origin close right after the body
+//! instead (close_notify, FIN, then it reads until the client closes too).
+//!
+//! Which side closes first matters through a tunnel: when the origin closes first, the end of
+//! the stream overtakes the data still queued for a slow reader. SniTun 0.47.0 can lose the
+//! tail of a response that way on protocol v1/v2 (a CLOSE that arrives while the server-side
+//! channel is paused makes its RESUME fail and its backlog be dropped; seen as curl error 18
+//! on a rate-limited 24 MiB download).
+//!
+//! Every request is recorded ([`TlsOrigin::requests`]). The origin stops on drop.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpSocket;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{Error, IoContext as _, Result};
+use crate::tls::Leaf;
+
+/// The largest `/big/<MiB>` served.
+pub const MAX_BIG_MIB: u64 = 4096;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+const LINGER: Duration = Duration::from_secs(5);
+const MAX_HEAD: usize = 16 * 1024;
+const BACKLOG: u32 = 1024;
+
+/// How the origin treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginOptions {
+    /// Close each connection right after its first response, as if every request carried
+    /// `Connection: close` (default: keep it alive and let the client close first).
+    pub close_after_response: bool,
+    /// How long a kept-alive connection may idle before the origin closes it (default 30 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for OriginOptions {
+    fn default() -> Self {
+        Self {
+            close_after_response: false,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One request the origin answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The TCP peer of the connection.
+    pub peer: SocketAddr,
+    /// The SNI of the TLS handshake, if any.
+    pub sni: Option<String>,
+    /// The request method.
+    pub method: String,
+    /// The request target.
+    pub path: String,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<RequestRecord>>,
+    accepted: AtomicUsize,
+    handshakes: AtomicUsize,
+    failed_handshakes: AtomicUsize,
+}
+
+/// A running HTTPS origin.
+#[derive(Debug)]
+pub struct TlsOrigin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsOrigin {
+    /// Starts an origin that presents `leaf`, with the default [`OriginOptions`].
+    pub fn start(leaf: &Leaf) -> Result<TlsOrigin> {
+        Self::start_with(leaf.server_config()?, OriginOptions::default())
+    }
+
+    /// Starts an origin with any rustls server config and options.
+    pub fn start_with(
+        config: Arc<rustls::ServerConfig>,
+        options: OriginOptions,
+    ) -> Result<TlsOrigin> {
+        let shared = Arc::new(Shared::default());
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("sluice-testkit-origin".into())
+            .spawn(move || serve(config, options, thread_shared, stop_rx, ready_tx))
+            .context(|| "starting the origin thread".to_owned())?;
+        let addr = match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => return Err(Error::io("binding the origin", e)),
+            Err(_) => return Err(Error::Other("the origin thread did not start".into())),
+        };
+        Ok(TlsOrigin {
+            addr,
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request answered so far, in order of arrival.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// TLS handshakes completed so far.
+    pub fn handshakes(&self) -> usize {
+        self.shared.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// TLS handshakes that failed or timed out.
+    pub fn failed_handshakes(&self) -> usize {
+        self.shared.failed_handshakes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TlsOrigin {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    config: Arc<rustls::ServerConfig>,
+    options: OriginOptions,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+    ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match bind() {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(listener.local_addr());
+        let acceptor = TlsAcceptor::from(config);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => {
+                    let Ok((tcp, peer)) = accepted else {
+                        // EMFILE and friends: back off a little instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    let acceptor = acceptor.clone();
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        let _ = tcp.set_nodelay(true);
+                        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                        let Ok(Ok(mut tls)) = handshake.await else {
+                            shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        };
+                        shared.handshakes.fetch_add(1, Ordering::Relaxed);
+                        let (_, conn) = tls.get_ref();
+                        let info = ConnInfo {
+                            peer,
+                            sni: conn.server_name().map(str::to_owned),
+                            tls_version: conn
+                                .protocol_version()
+                                .map(|v| format!("{v:?}"))
+                                .unwrap_or_default(),
+                        };
+                        serve_connection(&mut tls, &info, options, &shared).await;
+                    });
+                }
+            }
+        }
+    });
+    // Dropping the runtime cancels every connection task.
+    drop(runtime);
+}
+
+fn bind() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    socket.listen(BACKLOG)
+}
+
+/// What the origin knows about one connection.
+struct ConnInfo {
+    peer: SocketAddr,
+    sni: Option<String>,
+    tls_version: String,
+}
+
+/// Answers requests on one connection until either side closes it.
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    info: &ConnInfo,
+    options: OriginOptions,
+    shared: &Shared,
+) {
+    let mut buf = Vec::with_capacity(2048);
+    let mut first = true;
+    loop {
+        let wait = if first {
+            HEAD_TIMEOUT
+        } else {
+            options.idle_timeout
+        };
+        first = false;
+        let head = match tokio::time::timeout(wait, read_head(stream, &mut buf)).await {
+            Ok(Ok(Some(head))) => head,
+            // The client closed (the usual end), sent garbage, or idled out.
+            _ => break,
+        };
+        let close = options.close_after_response
+            || head.lines().skip(1).any(|line| {
+                line.split_once(':').is_some_and(|(name, value)| {
+                    name.trim().eq_ignore_ascii_case("connection")
+                        && value.trim().eq_ignore_ascii_case("close")
+                })
+            });
+        if answer(stream, &head, info, close, shared).await.is_err() {
+            return;
+        }
+        if close {
+            break;
+        }
+    }
+    // close_notify and FIN; then read until the client closes too (bounded), so that closing
+    // a socket with unread data in it cannot reset the connection under the client.
+    if stream.shutdown().await.is_ok() {
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Writes the response to one request.
+async fn answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &str,
+    info: &ConnInfo,
+    close: bool,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let request_line = head.lines().next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let path = parts.next().unwrap_or_default();
+    if let Ok(mut r) = shared.requests.lock() {
+        r.push(RequestRecord {
+            peer: info.peer,
+            sni: info.sni.clone(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    if method != "GET" {
+        return respond(stream, "405 Method Not Allowed", b"only GET\n", close).await;
+    }
+    if path == "/" {
+        let body = format!(
+            "hello from the sluice-testkit origin\nrequest: {request_line}\nsni: {}\n\
+             tcp-peer: {}\ntls: {}\n",
+            info.sni.as_deref().unwrap_or("(none)"),
+            info.peer,
+            info.tls_version
+        );
+        return respond(stream, "200 OK", body.as_bytes(), close).await;
+    }
+    if path == "/echo-peer" {
+        return respond(stream, "200 OK", info.peer.to_string().as_bytes(), close).await;
+    }
+    if let Some(mib) = path.strip_prefix("/big/") {
+        return match mib.parse::<u64>() {
+            Ok(mib) if mib <= MAX_BIG_MIB => send_big(stream, mib, close).await,
+            _ => {
+                respond(
+                    stream,
+                    "400 Bad Request",
+                    b"/big/<MiB>, at most 4096\n",
+                    close,
+                )
+                .await
+            }
+        };
+    }
+    respond(stream, "404 Not Found", b"not found\n", close).await
+}
+
+/// Reads one request head (up to the blank line) from `stream`, keeping any bytes after it in
+/// `buf` for the next request; `None` on EOF or an oversized head.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<String>> {
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            return Ok(Some(head));
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn connection_header(close: bool) -> &'static str {
+    if close { "Connection: close\r\n" } else { "" }
+}
+
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: &str,
+    body: &[u8],
+    close: bool,
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        connection_header(close)
+    );
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+async fn send_big<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mib: u64,
+    close: bool,
+) -> std::io::Result<()> {
+    let size = mib * 1024 * 1024;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n{}\r\n",
+        connection_header(close)
+    );
+    stream.write_all(head.as_bytes()).await?;
+    // A whole number of 251-byte periods, so that every chunk starts at pattern offset 0.
+    let chunk = pattern_chunk();
+    let mut sent = 0u64;
+    while sent < size {
+        let n = (size - sent).min(chunk.len() as u64) as usize;
+        stream.write_all(&chunk[..n]).await?;
+        sent += n as u64;
+    }
+    stream.flush().await
+}
+
+/// 256 periods of the pattern (64 256 bytes).
+pub(crate) fn pattern_chunk() -> Vec<u8> {
+    (0..251 * 256).map(|i| (i % 251) as u8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chunk_is_a_whole_number_of_periods() {
+        let c = pattern_chunk();
+        assert_eq!(c.len() % 251, 0);
+        assert_eq!(c[250], 250);
+        assert_eq!(c[251], 0);
+    }
+}

@@ -1,0 +1,74 @@
+//! Bounded polling: every wait in this crate has a timeout.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Polls `condition` until it returns `Some`, for at most `timeout`, and returns that value.
+///
+/// Polls at once, then every 10 ms, backing off to every 100 ms. `what` names the condition in
+/// the timeout error.
+pub fn wait_for_value<T>(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(value) = condition() {
+            return Ok(value);
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            return Err(Error::Timeout {
+                what: what.to_owned(),
+                after: timeout,
+                log: None,
+                log_tail: String::new(),
+            });
+        }
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Polls `condition` until it holds, for at most `timeout`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// sluice_testkit::wait_for("50 ms to pass", Duration::from_secs(5), || {
+///     start.elapsed() >= Duration::from_millis(50)
+/// })
+/// .unwrap();
+/// ```
+pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) -> Result<()> {
+    wait_for_value(what, timeout, || condition().then_some(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gives_up_after_the_timeout() {
+        let start = Instant::now();
+        let err = wait_for("never", Duration::from_millis(120), || false).unwrap_err();
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert!(err.to_string().contains("never"), "{err}");
+    }
+
+    #[test]
+    fn returns_the_value() {
+        let mut n = 0;
+        let got = wait_for_value("third poll", Duration::from_secs(5), || {
+            n += 1;
+            (n == 3).then_some(n)
+        })
+        .unwrap();
+        assert_eq!(got, 3);
+    }
+}
