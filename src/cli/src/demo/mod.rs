@@ -123,8 +123,10 @@ async fn serve(
         "  curl --resolve {NAME}:{port}:127.0.0.1 --cacert {} https://{NAME}:{port}/",
         pki.ca_path.display()
     );
+    // The path of this very binary, so the line works before `sluice` is on the PATH.
+    let exe = std::env::current_exe().map_or_else(|_| "sluice".into(), |p| p.display().to_string());
     println!(
-        "  sluice verify https://{NAME}:{port} --cert {} --resolve {NAME}:{port}:127.0.0.1",
+        "  {exe} verify https://{NAME}:{port} --cert {} --resolve {NAME}:{port}:127.0.0.1",
         pki.leaf_path.display()
     );
     println!();
