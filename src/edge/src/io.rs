@@ -4,8 +4,9 @@
 #![allow(unsafe_code)]
 
 use bytes::Bytes;
-use monoio::buf::IoVecBuf;
-use monoio::io::{AsyncWriteRent, OwnedReadHalf};
+use bytes::BytesMut;
+use monoio::buf::{IoBufMut, IoVecBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf};
 use monoio::net::TcpStream;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -103,4 +104,15 @@ pub(crate) fn into_std(stream: TcpStream) -> std::net::TcpStream {
     // SAFETY: `into_raw_fd` deregistered the socket from this runtime and gave up ownership of
     // the descriptor, which is an open TCP socket; nothing else owns it now.
     unsafe { std::net::TcpStream::from_raw_fd(fd) }
+}
+
+/// Reads into the spare capacity of `buf`, after the bytes it holds. (monoio's `read` fills a
+/// buffer from its start, overwriting what is there.)
+pub(crate) async fn read_append<R: AsyncReadRent>(
+    r: &mut R,
+    buf: BytesMut,
+) -> (io::Result<usize>, BytesMut) {
+    let len = buf.len();
+    let (res, slice) = r.read(buf.slice_mut(len..)).await;
+    (res, slice.into_inner())
 }

@@ -41,6 +41,8 @@ labelled! {
         HelloTimeout = "hello_timeout",
         /// Closed before the ClientHello was complete.
         ClosedEarly = "closed_early",
+        /// The ClientHello came in more reads than any real client needs.
+        HelloTrickled = "hello_trickled",
         /// A missing or malformed PROXY header on a trusted listener.
         BadProxyHeader = "bad_proxy_header",
         /// A token on a browser-only listener.
@@ -119,7 +121,7 @@ pub struct WorkerMetrics {
     pub bytes_to_tunnels: AtomicU64,
     /// Bytes from tunnels to browsers.
     pub bytes_to_browsers: AtomicU64,
-    refusals: [AtomicU64; 15],
+    refusals: [AtomicU64; 16],
     handshake_failures: [AtomicU64; 6],
     tunnel_ends: [AtomicU64; 7],
 }
@@ -144,7 +146,7 @@ impl Default for WorkerMetrics {
 }
 
 const _: () = assert!(
-    Refusal::ALL.len() == 15 && HandshakeFailure::ALL.len() == 6 && TunnelEnd::ALL.len() == 7
+    Refusal::ALL.len() == 16 && HandshakeFailure::ALL.len() == 6 && TunnelEnd::ALL.len() == 7
 );
 
 impl WorkerMetrics {

@@ -70,11 +70,13 @@ impl Hostname {
         if all_numeric_last {
             return Err(HostnameError::IpLiteral);
         }
-        let lower: String = raw
-            .iter()
-            .map(|&b| char::from(b.to_ascii_lowercase()))
-            .collect();
-        Ok(Self(lower.into_boxed_str()))
+        let mut lower = raw.to_vec();
+        lower.make_ascii_lowercase();
+        // Every byte was checked to be ASCII above.
+        match String::from_utf8(lower) {
+            Ok(s) => Ok(Self(s.into_boxed_str())),
+            Err(_) => Err(HostnameError::BadByte),
+        }
     }
 
     /// The normalized name.

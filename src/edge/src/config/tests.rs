@@ -129,3 +129,39 @@ fn key_files_name_the_bad_line() {
         1
     );
 }
+
+#[test]
+fn the_shipped_example_config_parses_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/edge.toml");
+    let raw = RawConfig::from_file(&path).unwrap();
+    // Point the key file somewhere that exists; everything else is as shipped.
+    let dir = tmp();
+    let c = RawConfig {
+        fernet_keys: Some(keyfile(&dir)),
+        ..raw
+    }
+    .resolve()
+    .unwrap();
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(c.admin, Some("127.0.0.1:9090".parse().unwrap()));
+    // The example lists the defaults: it must agree with them.
+    let defaults = RawConfig {
+        listen: Some(c.listen.clone()),
+        admin: c.admin,
+        fernet_keys: Some(keyfile(&dir)),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    assert_eq!(c.limits, defaults.limits);
+    assert_eq!(c.timeouts, defaults.timeouts);
+    assert_eq!(c.mux, defaults.mux);
+    assert_eq!(
+        (c.pin_workers, c.trust_proxy_protocol, c.io),
+        (
+            defaults.pin_workers,
+            defaults.trust_proxy_protocol,
+            defaults.io
+        )
+    );
+}

@@ -7,7 +7,7 @@
 //! is known by then), so curl and browsers show "unrecognized name" rather than a reset.
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -29,6 +29,10 @@ use crate::metrics::{Refusal, WorkerMetrics};
 const MAX_HOPS: u8 = 2;
 /// Room beyond the hello cap for record headers and a PROXY header.
 const PREAMBLE_SLACK: usize = 4096;
+/// Most reads a preamble may take. The hello is re-parsed after each read, and a hello cut in
+/// tiny records costs more per parse as it grows: bounding the reads bounds the work. A
+/// ClientHello dribbled one byte per segment still fits if it is under 1 KiB.
+const MAX_PREAMBLE_READS: usize = 1024;
 /// How long an alert may take to write before the connection is just closed.
 const ALERT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -135,6 +139,7 @@ async fn read_preamble(
     let cap = max_hello + PREAMBLE_SLACK;
     let mut buf = BytesMut::with_capacity(2048);
     let mut proxy_pending = w.config.trust_proxy_protocol;
+    let mut reads = 0;
     loop {
         if proxy_pending {
             match peek_proxy_header(&buf) {
@@ -191,8 +196,12 @@ async fn read_preamble(
                 record_version(&buf),
             ));
         }
+        reads += 1;
+        if reads > MAX_PREAMBLE_READS {
+            return Err(Refused::silent(Refusal::HelloTrickled));
+        }
         buf.reserve(2048.min(cap - buf.len()).max(512));
-        let (res, back) = stream.read(buf).await;
+        let (res, back) = io::read_append(stream, buf).await;
         buf = back;
         match res {
             Ok(0) | Err(_) => return Err(Refused::silent(Refusal::ClosedEarly)),

@@ -9,7 +9,7 @@
 //! for whatever reason, every one of its browsers is closed and its routes are released.
 
 use bytes::BytesMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use rand::rngs::StdRng;
 use std::cell::{Cell, RefCell};
@@ -24,7 +24,7 @@ use sluice_proto::handshake::{HandshakeError, ServerChallenge, read_token};
 use sluice_proto::limits::MAX_TOKEN_LEN;
 use sluice_proto::mux::{Blame, ChannelHandle, Event, Multiplexer, MuxError, OpenError, Transmit};
 use sluice_proto::peek::Peek;
-use sluice_proto::token::{FernetError, TokenError};
+use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
 
 use super::Worker;
 use super::conn::Pending;
@@ -184,18 +184,26 @@ pub(super) async fn accept(
     pending: Pending,
 ) {
     let limit = w.config.timeouts.handshake;
-    let session = match monoio::time::timeout(limit, handshake(&w, &mut stream, buf)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(why)) => {
-            debug!(reason = why.label(), "tunnel handshake failed");
-            w.m().handshake_failed(why);
-            return;
-        }
-        Err(_) => {
-            w.m().handshake_failed(HandshakeFailure::Timeout);
-            return;
-        }
-    };
+    // Set while the bytes so far are a whole token that no key signed: a timeout then means
+    // a foreign key, not a stalled client.
+    let unsigned = Cell::new(false);
+    let session =
+        match monoio::time::timeout(limit, handshake(&w, &mut stream, buf, &unsigned)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(why)) => {
+                debug!(reason = why.label(), "tunnel handshake failed");
+                w.m().handshake_failed(why);
+                return;
+            }
+            Err(_) => {
+                w.m().handshake_failed(if unsigned.get() {
+                    HandshakeFailure::WrongKey
+                } else {
+                    HandshakeFailure::Timeout
+                });
+                return;
+            }
+        };
     drop(pending);
     let (claims, session) = session;
     if w.tunnels.borrow().len() >= w.shares.tunnels || w.draining.is_set() {
@@ -264,19 +272,22 @@ async fn handshake(
     w: &Worker,
     stream: &mut TcpStream,
     mut buf: BytesMut,
+    unsigned: &Cell<bool>,
 ) -> Result<Accepted, HandshakeFailure> {
     let keys = w.keys();
     let claims = loop {
         match read_token(&buf, &keys, SystemTime::now()) {
             Ok(Peek::Complete(claims)) => break claims,
-            Ok(Peek::NeedMore) if buf.len() < MAX_TOKEN_LEN => {}
+            Ok(Peek::NeedMore) if buf.len() < MAX_TOKEN_LEN => {
+                unsigned.set(is_unsigned_token(&buf, &keys))
+            }
             Ok(Peek::NeedMore | Peek::NotThisProtocol) => {
                 return Err(HandshakeFailure::InvalidToken);
             }
             Err(e) => return Err(classify(&e)),
         }
         buf.reserve(1024);
-        let (res, back) = stream.read(buf).await;
+        let (res, back) = io::read_append(stream, buf).await;
         buf = back;
         match res {
             Ok(0) | Err(_) => return Err(HandshakeFailure::Io),
@@ -345,7 +356,7 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
         buf.reserve(READ_CHUNK);
         let spare = buf.capacity() - buf.len();
         let (res, back) = monoio::select! {
-            r = rd.read(buf) => r,
+            r = io::read_append(&mut rd, buf) => r,
             _ = t.ended.wait() => return,
         };
         buf = back;

@@ -134,14 +134,15 @@ fn address(text: &[u8], family: Family, done: bool) -> Result<Option<IpAddr>, Pr
     // Both parsers reject octal-looking IPv4 octets ("010") and IPv6 zones; the IPv6 one
     // takes a dotted IPv4 tail, as inet_pton does.
     let text = std::str::from_utf8(text).map_err(|_| ProxyError::BadAddress)?;
-    let v4 = text.parse::<Ipv4Addr>().ok();
-    let v6 = text.parse::<Ipv6Addr>().ok();
-    match (family, v4, v6) {
-        (Family::V4, Some(ip), _) => Ok(Some(IpAddr::V4(ip))),
-        (Family::V6, _, Some(ip)) => Ok(Some(IpAddr::V6(ip))),
-        (_, None, None) => Err(ProxyError::BadAddress),
-        _ => Err(ProxyError::FamilyMismatch),
-    }
+    let parsed = match family {
+        Family::V4 => text.parse::<Ipv4Addr>().map(IpAddr::V4),
+        Family::V6 => text.parse::<Ipv6Addr>().map(IpAddr::V6),
+    };
+    // Only a refused address pays for the second parse, which names the error.
+    parsed.map(Some).map_err(|_| match text.parse::<IpAddr>() {
+        Ok(_) => ProxyError::FamilyMismatch,
+        Err(_) => ProxyError::BadAddress,
+    })
 }
 
 /// A port field; `Ok(None)` when `done` is false and the text may still become valid.

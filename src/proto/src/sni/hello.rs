@@ -10,52 +10,66 @@ const EXTENSION_SERVER_NAME: u16 = 0;
 const NAME_TYPE_HOST_NAME: u8 = 0;
 const RANDOM_LEN: usize = 32;
 /// A name with its one allowed trailing dot.
-const MAX_RAW_NAME_LEN: usize = MAX_HOSTNAME_LEN + 1;
+pub(super) const MAX_RAW_NAME_LEN: usize = MAX_HOSTNAME_LEN + 1;
 
-/// A `host_name` as sent, held on the stack until the whole hello has been checked.
-///
-/// A name longer than any host name is not kept, only its length.
-#[derive(Debug)]
-pub(super) struct RawName {
-    bytes: [u8; MAX_RAW_NAME_LEN],
-    len: usize,
+/// Room for a `host_name` that straddles two records.
+pub(super) type Scratch = [u8; MAX_RAW_NAME_LEN];
+
+/// A `host_name` as sent, kept unvalidated (and unallocated) until the whole hello has been
+/// checked: borrowed from the record that holds it, or copied to a [`Scratch`] when split.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RawName<'a> {
+    /// The name's bytes.
+    Bytes(&'a [u8]),
+    /// A name longer than any host name; its bytes are not kept.
+    TooLong,
 }
 
-impl RawName {
-    fn read(r: &mut Reader<'_, '_>) -> Result<Self, Malformed> {
+impl<'a> RawName<'a> {
+    fn read(r: &mut Reader<'_, 'a>, scratch: &'a mut Scratch) -> Result<Self, Malformed> {
         let len = r.left();
-        let mut bytes = [0; MAX_RAW_NAME_LEN];
-        match bytes.get_mut(..len) {
-            Some(slot) => r.copy_to(slot)?,
-            None => r.skip_rest()?,
+        if len > MAX_RAW_NAME_LEN {
+            r.skip_rest()?;
+            return Ok(Self::TooLong);
         }
-        Ok(Self { bytes, len })
+        if let Some(bytes) = r.take_in_record(len) {
+            return Ok(Self::Bytes(bytes));
+        }
+        let slot = scratch.get_mut(..len).ok_or(Malformed::Truncated)?;
+        r.copy_to(slot)?;
+        Ok(Self::Bytes(slot))
     }
 
     /// Validates and normalizes the name.
-    pub(super) fn to_hostname(&self) -> Result<Hostname, HostnameError> {
-        match self.bytes.get(..self.len) {
-            Some(name) => Hostname::parse(name),
-            None => Err(HostnameError::TooLong),
+    pub(super) fn to_hostname(self) -> Result<Hostname, HostnameError> {
+        match self {
+            Self::Bytes(name) => Hostname::parse(name),
+            Self::TooLong => Err(HostnameError::TooLong),
         }
     }
 }
 
 /// Decodes the handshake message carried by `records` (whole records, exactly those
 /// `records::locate` found) and returns its `host_name`, if any.
-pub(super) fn parse(records: &[u8]) -> Result<Option<RawName>, Malformed> {
+pub(super) fn parse<'a>(
+    records: &'a [u8],
+    scratch: &'a mut Scratch,
+) -> Result<Option<RawName<'a>>, Malformed> {
     let mut fragments = Fragments::new(records);
     let mut stream = Reader::new(&mut fragments);
     // Type and length were checked by `records::locate`; the length still bounds the body.
     stream.u8()?;
     let len = stream.u24()?;
     let mut body = stream.sub(len)?;
-    let name = client_hello(&mut body)?;
+    let name = client_hello(&mut body, scratch)?;
     body.finish()?;
     Ok(name)
 }
 
-fn client_hello(body: &mut Reader<'_, '_>) -> Result<Option<RawName>, Malformed> {
+fn client_hello<'a>(
+    body: &mut Reader<'_, 'a>,
+    scratch: &'a mut Scratch,
+) -> Result<Option<RawName<'a>>, Malformed> {
     let legacy_version = body.u16()?;
     if legacy_version >> 8 != 3 {
         return Err(Malformed::BadLegacyVersion);
@@ -86,16 +100,14 @@ fn client_hello(body: &mut Reader<'_, '_>) -> Result<Option<RawName>, Malformed>
     }
     let mut extensions = body.sub_u16()?;
     let mut server_name = None;
-    let mut seen_server_name = false;
+    // Taken by the first server_name extension: a second one finds it gone.
+    let mut scratch = Some(scratch);
     while !extensions.is_empty() {
         let extension_type = extensions.u16()?;
         let mut data = extensions.sub_u16()?;
         if extension_type == EXTENSION_SERVER_NAME {
-            if seen_server_name {
-                return Err(Malformed::DuplicateServerName);
-            }
-            seen_server_name = true;
-            server_name = server_name_list(&mut data)?;
+            let scratch = scratch.take().ok_or(Malformed::DuplicateServerName)?;
+            server_name = server_name_list(&mut data, scratch)?;
             data.finish()?;
         } else {
             // GREASE and every other extension: not ours to judge.
@@ -106,7 +118,10 @@ fn client_hello(body: &mut Reader<'_, '_>) -> Result<Option<RawName>, Malformed>
 }
 
 /// Reads a ClientHello's server_name extension data and returns its `host_name`.
-fn server_name_list(data: &mut Reader<'_, '_>) -> Result<Option<RawName>, Malformed> {
+fn server_name_list<'a>(
+    data: &mut Reader<'_, 'a>,
+    scratch: &'a mut Scratch,
+) -> Result<Option<RawName<'a>>, Malformed> {
     // Only a server's answer has an empty extension; the client's list is `<1..2^16-1>`.
     if data.is_empty() {
         return Err(Malformed::EmptyServerNameList);
@@ -116,6 +131,7 @@ fn server_name_list(data: &mut Reader<'_, '_>) -> Result<Option<RawName>, Malfor
         return Err(Malformed::EmptyServerNameList);
     }
     let mut host_name = None;
+    let mut scratch = Some(scratch);
     while !list.is_empty() {
         let name_type = list.u8()?;
         // Every name type, known or future, is `opaque<1..2^16-1>` (RFC 6066 §3).
@@ -124,13 +140,11 @@ fn server_name_list(data: &mut Reader<'_, '_>) -> Result<Option<RawName>, Malfor
             name.skip_rest()?;
             continue;
         }
-        if host_name.is_some() {
-            return Err(Malformed::DuplicateHostName);
-        }
+        let scratch = scratch.take().ok_or(Malformed::DuplicateHostName)?;
         if name.is_empty() {
             return Err(Malformed::EmptyHostName);
         }
-        host_name = Some(RawName::read(&mut name)?);
+        host_name = Some(RawName::read(&mut name, scratch)?);
     }
     Ok(host_name)
 }

@@ -145,7 +145,8 @@ pub fn peek_client_hello(
         Peek::NotThisProtocol => return Ok(Peek::NotThisProtocol),
     };
     let records = buf.get(..located.end).ok_or(Malformed::Truncated)?;
-    let raw_name = hello::parse(records)?;
+    let mut scratch = [0; hello::MAX_RAW_NAME_LEN];
+    let raw_name = hello::parse(records, &mut scratch)?;
     let server_name = raw_name
         .map(|raw| raw.to_hostname().map_err(HelloError::InvalidServerName))
         .transpose()?;

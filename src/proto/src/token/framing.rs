@@ -79,3 +79,12 @@ fn decoded_len(b64_len: usize, padding: usize) -> usize {
 fn is_fernet_len(n: usize) -> bool {
     n >= MIN_DECODED_LEN && (n - MIN_DECODED_LEN).is_multiple_of(16)
 }
+
+/// Whether `buf` is a whole Fernet token by shape that no key signed: after a wait for more
+/// bytes times out, this tells a token under a foreign key from a client that stalled.
+pub fn is_unsigned_token(buf: &[u8], keys: &[FernetKey]) -> bool {
+    let Ok(raw) = fernet::decode(buf) else {
+        return false;
+    };
+    buf.starts_with(b"gA") && keys.iter().all(|k| k.open(&raw).is_none())
+}

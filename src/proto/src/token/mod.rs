@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fernet::{FernetError, FernetKey, FernetKeyError};
-pub use framing::{TokenFraming, frame_token};
+pub use framing::{TokenFraming, frame_token, is_unsigned_token};
 
 use crate::crypto::{CipherKind, IV_LEN, KEY_LEN};
 use crate::hostname::{Hostname, HostnameError};

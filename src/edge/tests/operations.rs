@@ -1,0 +1,250 @@
+//! What operators rely on: the admin endpoint, dual-port mode, IPv6, a trusted PROXY header,
+//! and a shutdown that drains.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use sluice_edge::IoDriver;
+use sluice_edge::metrics::Refusal;
+use sluice_proto::crypto::CipherKind;
+use sluice_proto::proxy::{Command, ProxiedAddrs, write_v1, write_v2};
+use sluice_proto::version::ProtocolVersion;
+use support::peer::{Creds, TestPeer};
+use support::{
+    browser, echo_round_trip, echo_server, edge, hello, pattern_byte, pattern_server, read_n,
+    read_to_end, wait_for,
+};
+
+const HOST: &str = "home.example.test";
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_admin_endpoint_serves_metrics_and_health() {
+    let (edge, key) = edge(IoDriver::Auto, 2, |c| {
+        c.admin = Some("127.0.0.1:0".parse().unwrap())
+    });
+    let addr = edge.listen_addrs()[0];
+    let admin = edge.admin_addr().unwrap();
+    let _peer = support::attach(
+        &edge,
+        addr,
+        &Creds::new(&key, HOST, &[], ProtocolVersion::V0, CipherKind::AesCbc),
+        echo_server(),
+    )
+    .unwrap();
+    echo_round_trip(addr, HOST).unwrap();
+    let mut b = browser(addr);
+    b.write_all(&hello::client_hello(Some("nobody.example.test"), 0))
+        .unwrap();
+    let _ = read_to_end(&mut b);
+
+    assert!(http_get(admin, "/healthz").ends_with("\r\n\r\nok\n"));
+    let metrics = http_get(admin, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
+    for needle in [
+        "# TYPE sluice_tunnels gauge",
+        "sluice_io_driver{worker=\"0\",driver=\"io_uring\"} 1",
+        "sluice_refusals_total{worker=\"",
+        "reason=\"unknown_host\"} 1",
+        "sluice_handshake_failures_total",
+        "sluice_handovers_sent_total",
+        "sluice_bytes_total{worker=\"",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
+    }
+    let tunnels: i64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_tunnels{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(tunnels, 1);
+    assert!(http_get(admin, "/nope").starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn dual_port_mode_keeps_tunnels_and_browsers_apart() {
+    let (edge, key) = edge(IoDriver::Auto, 1, |c| {
+        c.peer_listen = vec!["127.0.0.1:0".parse().unwrap()]
+    });
+    let public = edge.listen_addrs()[0];
+    let peer_port = edge.peer_addrs()[0];
+    let creds = Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesGcmSiv);
+    // A tunnel on the public port is refused; on the peer port it works.
+    assert!(support::attach(&edge, public, &creds, echo_server()).is_err());
+    let _peer = support::attach(&edge, peer_port, &creds, echo_server()).unwrap();
+    echo_round_trip(public, HOST).unwrap();
+    // TLS on the peer port is refused.
+    let mut b = browser(peer_port);
+    b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
+    assert!(read_to_end(&mut b).0.is_empty());
+    assert_eq!(
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::TunnelOnPublicPort)),
+        1
+    );
+    assert_eq!(
+        edge.metrics().total(|w| w.refusals(Refusal::TlsOnPeerPort)),
+        1
+    );
+}
+
+#[test]
+fn ipv4_and_ipv6_listeners_side_by_side() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping the IPv6 half");
+        return;
+    }
+    let (edge, key) = edge(IoDriver::Auto, 1, |c| {
+        c.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()]
+    });
+    let v4 = edge.listen_addrs()[0];
+    let v6 = edge.listen_addrs()[1];
+    assert!(v6.is_ipv6());
+    let peer = support::attach(
+        &edge,
+        v6,
+        &Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesGcm),
+        echo_server(),
+    )
+    .unwrap();
+    echo_round_trip(v4, HOST).unwrap();
+    echo_round_trip(v6, HOST).unwrap();
+    // A protocol-2 tunnel learns the IPv6 caller.
+    let callers = peer.log.lock().unwrap().callers.clone();
+    assert_eq!(
+        callers,
+        vec![
+            Some("127.0.0.1".parse().unwrap()),
+            Some("::1".parse().unwrap())
+        ]
+    );
+}
+
+#[test]
+fn a_trusted_proxy_header_names_the_caller() {
+    let (edge, key) = edge(IoDriver::Auto, 1, |c| c.trust_proxy_protocol = true);
+    let addr = edge.listen_addrs()[0];
+    let origin = echo_server();
+    let peer = TestPeer::connect_with_preamble(
+        addr,
+        &Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesCbc),
+        origin,
+        |out| {
+            write_v2(
+                Command::Proxy,
+                Some(&ProxiedAddrs {
+                    source: "198.51.100.9:4000".parse().unwrap(),
+                    destination: "192.0.2.1:443".parse().unwrap(),
+                }),
+                out,
+            )
+        },
+    )
+    .unwrap();
+    let accepted = || {
+        edge.metrics().total(|w| {
+            w.tunnels_accepted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
+    assert!(wait_for(Duration::from_secs(2), || (accepted() == 1).then_some(())).is_some());
+    let hello = hello::client_hello(Some(HOST), 0);
+    for (i, source) in ["203.0.113.5:1234", "[2001:db8::5]:1234"]
+        .iter()
+        .enumerate()
+    {
+        let addrs = ProxiedAddrs {
+            source: source.parse().unwrap(),
+            destination: "192.0.2.1:443".parse().unwrap(),
+        };
+        let mut header = Vec::new();
+        if i == 0 {
+            write_v1(Some(&addrs), &mut header)
+        } else {
+            write_v2(Command::Proxy, Some(&addrs), &mut header)
+        }
+        let mut b = browser(addr);
+        b.write_all(&header).unwrap();
+        b.write_all(&hello).unwrap();
+        assert_eq!(
+            read_n(&mut b, hello.len()).unwrap(),
+            hello,
+            "the header is stripped"
+        );
+    }
+    let callers = peer.log.lock().unwrap().callers.clone();
+    assert_eq!(
+        callers,
+        vec![
+            Some("203.0.113.5".parse().unwrap()),
+            Some("2001:db8::5".parse().unwrap())
+        ]
+    );
+    // Without the header, a trusted listener refuses.
+    let mut b = browser(addr);
+    b.write_all(&hello).unwrap();
+    assert!(read_to_end(&mut b).0.is_empty());
+    assert_eq!(
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::BadProxyHeader)),
+        1
+    );
+}
+
+#[test]
+fn shutdown_drains_browsers_then_closes_tunnels() {
+    let (edge, key) = edge(IoDriver::Auto, 2, |c| {
+        c.timeouts.shutdown_grace = Duration::from_secs(20)
+    });
+    let addr = edge.listen_addrs()[0];
+    let total = 4 * 1024 * 1024;
+    let peer = support::attach(
+        &edge,
+        addr,
+        &Creds::new(&key, HOST, &[], ProtocolVersion::V1, CipherKind::AesCbc),
+        pattern_server(total),
+    )
+    .unwrap();
+    let mut b = browser(addr);
+    b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
+    let first = read_n(&mut b, 1024).unwrap();
+    assert!(first.iter().enumerate().all(|(i, &x)| x == pattern_byte(i)));
+    let stopping = std::thread::spawn(move || {
+        let t = Instant::now();
+        edge.shutdown();
+        t.elapsed()
+    });
+    // New connections are refused while the download in flight goes on to its end.
+    assert!(
+        wait_for(Duration::from_secs(3), || TcpStream::connect(addr).err()).is_some(),
+        "listeners closed"
+    );
+    let (rest, r) = read_to_end(&mut b);
+    r.unwrap();
+    assert_eq!(rest.len(), total - 1024);
+    assert!(
+        rest.iter()
+            .enumerate()
+            .all(|(i, &x)| x == pattern_byte(i + 1024))
+    );
+    let took = stopping.join().unwrap();
+    assert!(
+        took < Duration::from_secs(20),
+        "did not wait out the grace period needlessly"
+    );
+    assert!(
+        peer.wait_ended(Duration::from_secs(2)).is_some(),
+        "tunnels closed after the drain"
+    );
+}

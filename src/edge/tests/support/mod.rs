@@ -1,0 +1,188 @@
+//! Shared pieces of the edge's integration tests: an in-process edge on port 0, a tunnel
+//! client, local origin servers and browser helpers. Every wait here has a deadline.
+
+#![allow(dead_code)]
+
+pub mod hello;
+pub mod peer;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sluice_edge::{EdgeConfig, EdgeHandle, IoDriver};
+use sluice_proto::token::FernetKey;
+
+/// Both drivers, for tests that must pass under each.
+pub const DRIVERS: [IoDriver; 2] = [IoDriver::IoUring, IoDriver::Epoll];
+
+/// A fresh random Fernet key.
+pub fn new_key() -> FernetKey {
+    FernetKey::generate(&mut StdRng::from_entropy())
+}
+
+/// An edge with one key, on 127.0.0.1:0, with `tweak` applied to its configuration.
+pub fn edge(
+    io: IoDriver,
+    workers: usize,
+    tweak: impl FnOnce(&mut EdgeConfig),
+) -> (EdgeHandle, FernetKey) {
+    logging();
+    let key = new_key();
+    let mut config = EdgeConfig::for_keys(vec![key.clone()]);
+    config.io = io;
+    config.workers = workers;
+    tweak(&mut config);
+    (sluice_edge::start(config).expect("edge starts"), key)
+}
+
+/// Connects a test peer and waits until the edge has registered its tunnel: the protocol has
+/// no acknowledgement, so the client is done before the edge has the route.
+pub fn attach(
+    edge: &EdgeHandle,
+    at: SocketAddr,
+    creds: &peer::Creds,
+    target: SocketAddr,
+) -> io::Result<peer::TestPeer> {
+    let accepted = || {
+        edge.metrics().total(|w| {
+            w.tunnels_accepted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
+    let before = accepted();
+    let peer = peer::TestPeer::connect(at, creds, target)?;
+    // A tunnel the edge refuses after its handshake (at a limit) is never counted: give up
+    // waiting after a while and let the test look.
+    let _ = wait_for(Duration::from_secs(2), || {
+        (accepted() > before).then_some(())
+    });
+    Ok(peer)
+}
+
+/// Logs to the test output when `SLUICE_LOG` is set.
+pub fn logging() {
+    if let Ok(filter) = std::env::var("SLUICE_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Polls `f` every few milliseconds until it returns `Some`, or `within` passes.
+pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs a listener thread that hands each connection to `serve`.
+fn serve_with(serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let serve = serve.clone();
+            thread::spawn(move || serve(conn));
+        }
+    });
+    addr
+}
+
+/// An origin that sends back every byte it receives.
+pub fn echo_server() -> SocketAddr {
+    serve_with(|mut c| {
+        let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 || c.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// The byte at position `i` of the download pattern.
+pub fn pattern_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// An origin that, once the hello (first bytes) arrives, sends `total` pattern bytes and closes.
+pub fn pattern_server(total: usize) -> SocketAddr {
+    serve_with(move |mut c| {
+        let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut first = [0u8; 1];
+        if c.read(&mut first).unwrap_or(0) == 0 {
+            return;
+        }
+        let chunk: Vec<u8> = (0..251 * 256).map(pattern_byte).collect();
+        let mut sent = 0;
+        while sent < total {
+            let n = (total - sent).min(chunk.len());
+            if c.write_all(&chunk[..n]).is_err() {
+                return;
+            }
+            sent += n;
+        }
+        // Closing with unread input would send a reset, and a reset discards what the other
+        // side has not read yet: finish writing, then drain until the other side closes.
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        while matches!(c.read(&mut sink), Ok(n) if n > 0) {}
+    })
+}
+
+/// A browser-side connection with sane timeouts.
+pub fn browser(edge: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&edge, Duration::from_secs(5)).expect("connect to edge");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Reads exactly `n` bytes or fails.
+pub fn read_n(s: &mut TcpStream, n: usize) -> io::Result<Vec<u8>> {
+    let mut out = vec![0u8; n];
+    s.read_exact(&mut out)?;
+    Ok(out)
+}
+
+/// Reads until EOF (or the read timeout), returning what came.
+pub fn read_to_end(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
+    let mut out = Vec::new();
+    let r = s.read_to_end(&mut out).map(|_| ());
+    (out, r)
+}
+
+/// Sends a hello for `sni` through the edge to an echo origin and checks the echo.
+pub fn echo_round_trip(edge: SocketAddr, sni: &str) -> io::Result<()> {
+    let mut b = browser(edge);
+    let hello = hello::client_hello(Some(sni), 0);
+    b.write_all(&hello)?;
+    let back = read_n(&mut b, hello.len())?;
+    if back != hello {
+        return Err(io::Error::other("echo mismatch"));
+    }
+    b.write_all(b"more bytes after the hello")?;
+    let back = read_n(&mut b, 26)?;
+    if back != b"more bytes after the hello" {
+        return Err(io::Error::other("echo mismatch after hello"));
+    }
+    Ok(())
+}
+
+/// The 7 bytes of a fatal TLS alert record with `description`, as the edge writes it.
+pub fn alert(description: u8) -> Vec<u8> {
+    vec![0x15, 0x03, 0x01, 0x00, 0x02, 0x02, description]
+}
