@@ -105,15 +105,11 @@ pub(crate) async fn serve(t: Arc<Tunnel>, slot: Arc<Slot>, caller: Option<IpAddr
         info!(caller = %show(caller), "refused by the access list");
         return t.detach(&slot);
     }
-    let target = match &cfg.endpoint {
-        Endpoint::Passthrough { addr } => addr.as_str(),
-        Endpoint::Terminate { http, .. } => http.as_str(),
-    };
     debug!(caller = %show(caller), "new channel");
     match &cfg.endpoint {
-        Endpoint::Passthrough { .. } => {
+        Endpoint::Passthrough { addr } => {
             let stream = tokio::select! {
-                s = open_endpoint(target, caller, &cfg) => s,
+                s = open_endpoint(addr, caller, &cfg) => s,
                 _ = slot.done.wait() => None,
             };
             let Some(stream) = stream else {
@@ -349,12 +345,20 @@ async fn terminate(
     }
 }
 
+/// Writes and flushes `data` within `timeout`. The flush matters for the TLS side: tokio-rustls
+/// accepts bytes into the session's buffer while the transport is busy and only writes them
+/// out on the next write or flush; without one, the end of a response would wait there for
+/// ever.
 async fn write_bounded<W: AsyncWrite + Unpin>(
     w: &mut W,
     data: &[u8],
     timeout: Duration,
 ) -> std::io::Result<()> {
-    tokio::time::timeout(timeout, w.write_all(data))
+    let write = async {
+        w.write_all(data).await?;
+        w.flush().await
+    };
+    tokio::time::timeout(timeout, write)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
 }
