@@ -162,6 +162,8 @@ async fn self_check(pki: &pki::Pki, edge: SocketAddr) -> anyhow::Result<String> 
             let mut tls = connector.connect(name, tcp).await?;
             tls.write_all(format!("GET / HTTP/1.1\r\nHost: {NAME}\r\n\r\n").as_bytes())
                 .await?;
+            // tokio-rustls may hold the request in its buffer until flushed.
+            tls.flush().await?;
             let mut reply = Vec::new();
             tls.read_to_end(&mut reply).await?;
             let text = String::from_utf8_lossy(&reply).into_owned();
