@@ -10,9 +10,7 @@
 //! idle browser connection holds no buffer.
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
-};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -29,6 +27,10 @@ use crate::metrics::{Refusal, WorkerMetrics};
 
 /// Bytes read from a browser at a time (one frame's payload at most).
 const READ_CHUNK: usize = sluice_proto::limits::MAX_SEND_FRAME_PAYLOAD;
+/// Bytes gathered for one vectored write to a browser.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Most chunks in one vectored write.
+const MAX_SEGMENTS: usize = 64;
 /// How long closing the browser's side may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -142,34 +144,48 @@ async fn pump_down(w: &Worker, t: &Tunnel, slot: &ChannelSlot, mut wr: OwnedWrit
         if t.ended.is_set() {
             return;
         }
-        let next = t.with_mux(|m| m.recv(h));
-        match next {
-            Recv::Data(data) => {
-                let n = data.len();
-                let written = monoio::select! {
-                    r = monoio::time::timeout(write_timeout, wr.write_all(data)) => r,
-                    _ = t.ended.wait() => return,
-                };
-                match written {
-                    Ok((Ok(_), _)) => {
-                        WorkerMetrics::add(&w.m().bytes_to_browsers, n);
-                        t.with_mux(|m| m.consumed(h, n));
+        // Take what is queued, up to a batch, and write it with one vectored write.
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut closed = false;
+        t.with_mux(|m| {
+            while bytes < WRITE_BATCH && batch.len() < MAX_SEGMENTS {
+                match m.recv(h) {
+                    Recv::Data(data) => {
+                        bytes += data.len();
+                        batch.push(data);
                     }
-                    // A browser that fails or stops reading loses its channel, nobody else.
-                    _ => return t.with_mux(|m| m.close(h)),
+                    Recv::Empty => break,
+                    Recv::Closed => {
+                        closed = true;
+                        break;
+                    }
                 }
             }
-            Recv::Empty => {
-                monoio::select! {
-                    _ = slot.readable.wait() => {}
-                    _ = t.ended.wait() => return,
+        });
+        if !batch.is_empty() {
+            let written = monoio::select! {
+                r = monoio::time::timeout(write_timeout, io::write_all_segments(&mut wr, batch)) => r,
+                _ = t.ended.wait() => return,
+            };
+            match written {
+                Ok(Ok(())) => {
+                    WorkerMetrics::add(&w.m().bytes_to_browsers, bytes);
+                    t.with_mux(|m| m.consumed(h, bytes));
                 }
+                // A browser that fails or stops reading loses its channel, nobody else.
+                _ => return t.with_mux(|m| m.close(h)),
             }
-            Recv::Closed => {
-                // Everything the tunnel sent is written: let the browser see a clean end.
-                let _ = monoio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
-                return;
-            }
+            continue;
+        }
+        if closed {
+            // Everything the tunnel sent is written: let the browser see a clean end.
+            let _ = monoio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+            return;
+        }
+        monoio::select! {
+            _ = slot.readable.wait() => {}
+            _ = t.ended.wait() => return,
         }
     }
 }

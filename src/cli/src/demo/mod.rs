@@ -1,0 +1,186 @@
+//! `sluice demo`: an edge, a connector and an HTTPS origin in one process, on loopback.
+//!
+//! Everything is real: a fresh CA and certificate (rcgen), a Fernet key and a token, the edge
+//! (`sluice_edge::start`), the connector (passthrough with a PROXY v2 header) and a small
+//! HTTPS origin that shows the caller's address. It checks the chain itself with one request,
+//! then prints a `curl` command and serves until stopped.
+
+mod origin;
+mod pki;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use sluice_connector::tls::{provider, server_config};
+use sluice_connector::{Connector, CredentialSource, Credentials, Fingerprints};
+use sluice_edge::EdgeConfig;
+use sluice_proto::Hostname;
+use sluice_proto::crypto::CipherKind;
+use sluice_proto::token::{FernetKey, TokenClaims};
+use sluice_proto::version::ProtocolVersion;
+
+use crate::connect::shutdown_signal;
+
+/// The demo's host name (`.test` is reserved: it never resolves, hence `--resolve`).
+const NAME: &str = "demo.sluice.test";
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Address of the demo edge (browsers and the tunnel share it); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Folder for the CA, certificate and credentials [default: a new folder in the temp dir].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if !args.listen.ip().is_loopback() {
+        bail!("the demo listens on loopback only");
+    }
+    let dir = match args.dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pki = pki::Pki::new(&dir, NAME)?;
+
+    // The session master's part: a Fernet key for the edge, a token for the connector.
+    let fernet = FernetKey::generate(&mut OsRng);
+    let mut aes_key = [0; 32];
+    let mut aes_iv = [0; 16];
+    OsRng.fill_bytes(&mut aes_key);
+    OsRng.fill_bytes(&mut aes_iv);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = TokenClaims {
+        valid: (now + 24 * 3600) as f64,
+        hostname: Hostname::parse(NAME.as_bytes())?,
+        aliases: Vec::new(),
+        aes_key,
+        aes_iv,
+        protocol_version: ProtocolVersion::V2,
+        cipher: CipherKind::AesCbc,
+    };
+    let token = claims.mint(&fernet, now, &mut OsRng);
+    let creds = Credentials::new(token, claims)?;
+    creds.save(&dir.join("credentials.json"))?;
+
+    let mut edge_config = EdgeConfig::for_keys(vec![fernet]);
+    edge_config.listen = vec![args.listen];
+    let edge = sluice_edge::start(edge_config).context("the edge did not start")?;
+    let edge_addr = edge.listen_addrs()[0];
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(serve(&pki, creds, edge_addr, &dir));
+    drop(rt);
+    edge.shutdown();
+    result
+}
+
+async fn serve(
+    pki: &pki::Pki,
+    creds: Credentials,
+    edge: SocketAddr,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let origin_tls = server_config(vec![pki.leaf_der.clone()], pki.leaf_key.clone_key())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let origin_addr = listener.local_addr()?;
+    tokio::spawn(origin::serve(listener, origin_tls));
+
+    let handle = Connector::builder(edge.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(origin_addr.to_string())
+        .proxy_protocol(true)
+        .build()?;
+    handle
+        .wait_until(Duration::from_secs(20), |s| s.is_connected())
+        .await
+        .map_err(|s| anyhow::anyhow!("the connector did not connect: {}", s.to_json()))?;
+
+    let greeting = self_check(pki, edge).await?;
+    let f = Fingerprints::of(&pki.leaf_der);
+    let port = edge.port();
+    println!("Sluice demo: edge on {edge}, connector connected, HTTPS origin on {origin_addr}");
+    println!("files (CA, certificate, credentials): {}", dir.display());
+    println!("certificate SHA-256 {}", f.sha256_hex());
+    println!(
+        "self-check through the edge: {}",
+        greeting.lines().next().unwrap_or_default()
+    );
+    println!();
+    println!("Try it:");
+    println!(
+        "  curl --resolve {NAME}:{port}:127.0.0.1 --cacert {} https://{NAME}:{port}/",
+        pki.ca_path.display()
+    );
+    // The path of this very binary, so the line works before `sluice` is on the PATH.
+    let exe = std::env::current_exe().map_or_else(|_| "sluice".into(), |p| p.display().to_string());
+    println!(
+        "  {exe} verify https://{NAME}:{port} --cert {} --resolve {NAME}:{port}:127.0.0.1",
+        pki.leaf_path.display()
+    );
+    println!();
+    println!("Serving until Ctrl-C.");
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        r = handle.wait() => r?,
+    }
+    handle.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(5), handle.wait()).await;
+    if dir.starts_with(std::env::temp_dir()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One request through the edge, verifying the certificate against the demo CA; returns the
+/// body. The edge registers the tunnel just after the connector reports it up, so this
+/// retries a few times.
+async fn self_check(pki: &pki::Pki, edge: SocketAddr) -> anyhow::Result<String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der.clone())?;
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut last = None;
+    for _ in 0..20 {
+        let attempt = async {
+            let tcp = tokio::net::TcpStream::connect(edge).await?;
+            let name = rustls::pki_types::ServerName::try_from(NAME)?;
+            let mut tls = connector.connect(name, tcp).await?;
+            tls.write_all(format!("GET / HTTP/1.1\r\nHost: {NAME}\r\n\r\n").as_bytes())
+                .await?;
+            // tokio-rustls may hold the request in its buffer until flushed.
+            tls.flush().await?;
+            let mut reply = Vec::new();
+            tls.read_to_end(&mut reply).await?;
+            let text = String::from_utf8_lossy(&reply).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            if !head.starts_with("HTTP/1.1 200") {
+                bail!("unexpected answer: {head}");
+            }
+            Ok(body.to_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(body)) => return Ok(body),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(anyhow::anyhow!("timed out")),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt"))
+        .context("self-check through the edge failed"))
+}

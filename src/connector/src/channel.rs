@@ -1,0 +1,364 @@
+//! One channel: the access check, the connection to the local endpoint, and two pumps.
+//!
+//! - down (edge to home): write what `recv` hands out, report it `consumed` once written (that
+//!   is what returns flow-control credit to the edge), and close the endpoint's write side
+//!   when the channel ends;
+//! - up (home to edge): read the endpoint while the multiplexer's `can_send` allows and queue
+//!   what was read as DATA. EOF or an error closes the channel (SniTun has no half-close).
+//!
+//! In terminate mode the pumps talk to one end of an in-memory pipe; the other end is the TLS
+//! server session, whose plaintext goes to the local HTTP server ([`terminate`]).
+
+use bytes::BytesMut;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use sluice_proto::mux::{MuxConfig, Recv};
+use sluice_proto::proxy::{Command, ProxiedAddrs, write_v2};
+
+use crate::access::AccessList;
+use crate::forwarded::RequestRewriter;
+use crate::tunnel::{Slot, Tunnel, show};
+
+/// Bytes read from the local endpoint at a time.
+const READ_CHUNK: usize = 32 * 1024;
+/// Capacity of the in-memory pipe between a channel and its TLS session (terminate mode).
+const PIPE_CAPACITY: usize = 256 * 1024;
+/// How long closing the endpoint's write side may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Every wait the connector does has a bound; these are they.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connection to the edge.
+    pub connect: Duration,
+    /// Token, challenge and answer, once connected.
+    pub handshake: Duration,
+    /// TCP connection to the local endpoint.
+    pub endpoint_connect: Duration,
+    /// The TLS handshake with a browser (terminate mode).
+    pub tls_handshake: Duration,
+    /// A write (to the edge or the endpoint) that makes no progress this long fails.
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            handshake: Duration::from_secs(10),
+            endpoint_connect: Duration::from_secs(10),
+            tls_handshake: Duration::from_secs(15),
+            write: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where channels go.
+#[derive(Clone)]
+pub(crate) enum Endpoint {
+    /// The TLS bytes go as they are to a local TLS server.
+    Passthrough { addr: String },
+    /// The connector terminates TLS and sends plain HTTP to a local server.
+    Terminate {
+        tls: TlsAcceptor,
+        http: String,
+        forwarded_headers: bool,
+    },
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Passthrough { addr } => write!(f, "passthrough to {addr}"),
+            Self::Terminate {
+                http,
+                forwarded_headers,
+                ..
+            } => write!(
+                f,
+                "terminate TLS, HTTP to {http} (forwarded headers: {forwarded_headers})"
+            ),
+        }
+    }
+}
+
+/// What a tunnel needs to serve its channels.
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) proxy_protocol: bool,
+    pub(crate) access: AccessList,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) mux: MuxConfig,
+}
+
+/// Serves one channel until it ends.
+pub(crate) async fn serve(t: Arc<Tunnel>, slot: Arc<Slot>, caller: Option<IpAddr>) {
+    let cfg = t.serve.clone();
+    if !cfg.access.permits(caller) {
+        info!(caller = %show(caller), "refused by the access list");
+        return t.detach(&slot);
+    }
+    debug!(caller = %show(caller), "new channel");
+    match &cfg.endpoint {
+        Endpoint::Passthrough { addr } => {
+            let stream = tokio::select! {
+                s = open_endpoint(addr, caller, &cfg) => s,
+                _ = slot.done.wait() => None,
+            };
+            let Some(stream) = stream else {
+                return t.detach(&slot);
+            };
+            let (rd, wr) = stream.into_split();
+            run_pumps(t, slot, rd, wr).await;
+        }
+        Endpoint::Terminate {
+            tls,
+            forwarded_headers,
+            ..
+        } => {
+            let (near, far) = tokio::io::duplex(PIPE_CAPACITY);
+            let session = tokio::spawn(terminate(
+                far,
+                tls.clone(),
+                caller,
+                cfg.clone(),
+                *forwarded_headers,
+            ));
+            let (rd, wr) = tokio::io::split(near);
+            run_pumps(t, slot, rd, wr).await;
+            // Normally finished already (the pipe is closed); never leave it behind.
+            session.abort();
+        }
+    }
+}
+
+/// Connects to the local endpoint and sends the PROXY header if configured.
+async fn open_endpoint(
+    target: &str,
+    caller: Option<IpAddr>,
+    cfg: &ServeConfig,
+) -> Option<TcpStream> {
+    let timeout = cfg.timeouts.endpoint_connect;
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            warn!(endpoint = target, error = %e, "cannot reach the local endpoint; closing the channel");
+            return None;
+        }
+        Err(_) => {
+            warn!(
+                endpoint = target,
+                "no connection to the local endpoint within {timeout:?}; closing the channel"
+            );
+            return None;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    if cfg.proxy_protocol {
+        let mut header = Vec::with_capacity(52);
+        let addrs = match (caller, stream.peer_addr()) {
+            (Some(ip), Ok(dst)) => Some(ProxiedAddrs {
+                source: SocketAddr::new(ip.to_canonical(), 0),
+                destination: dst,
+            }),
+            _ => None,
+        };
+        write_v2(Command::Proxy, addrs.as_ref(), &mut header);
+        match tokio::time::timeout(cfg.timeouts.write, stream.write_all(&header)).await {
+            Ok(Ok(())) => {}
+            _ => {
+                warn!(
+                    endpoint = target,
+                    "cannot send the PROXY header; closing the channel"
+                );
+                return None;
+            }
+        }
+    }
+    Some(stream)
+}
+
+async fn run_pumps<R, W>(t: Arc<Tunnel>, slot: Arc<Slot>, rd: R, wr: W)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let up = tokio::spawn(pump_up(t.clone(), slot.clone(), rd));
+    pump_down(&t, &slot, wr).await;
+    // The down side is done: the up side must stop too.
+    slot.done.set();
+    let _ = up.await;
+    t.detach(&slot);
+}
+
+async fn pump_up<R: AsyncRead + Unpin>(t: Arc<Tunnel>, slot: Arc<Slot>, mut rd: R) {
+    let h = slot.handle;
+    loop {
+        if slot.done.is_set() {
+            return;
+        }
+        if !t.with_mux(|m| m.can_send(h)) {
+            tokio::select! {
+                _ = slot.writable.notified() => continue,
+                _ = slot.done.wait() => return,
+            }
+        }
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let read = tokio::select! {
+            r = rd.read_buf(&mut buf) => r,
+            _ = slot.done.wait() => return,
+        };
+        match read {
+            Ok(0) | Err(_) => {
+                // The endpoint is done: close the channel behind what it sent, and let the
+                // down pump see the end.
+                t.with_mux(|m| m.close(h));
+                slot.done.set();
+                slot.readable.notify_one();
+                return;
+            }
+            Ok(_) => {
+                // A closed channel refuses the data; the down pump is ending it anyway.
+                let _ = t.with_mux(|m| m.send(h, buf.freeze(), Instant::now()));
+            }
+        }
+    }
+}
+
+async fn pump_down<W: AsyncWrite + Unpin>(t: &Arc<Tunnel>, slot: &Slot, mut wr: W) {
+    let h = slot.handle;
+    let write_timeout = t.serve.timeouts.write;
+    loop {
+        if t.is_ended() {
+            return;
+        }
+        match t.with_mux(|m| m.recv(h)) {
+            Recv::Data(data) => {
+                let n = data.len();
+                match tokio::time::timeout(write_timeout, wr.write_all(&data)).await {
+                    Ok(Ok(())) => t.with_mux(|m| m.consumed(h, n)),
+                    // An endpoint that fails or stops reading loses its channel, nobody else.
+                    _ => return t.with_mux(|m| m.close(h)),
+                }
+            }
+            Recv::Empty => {
+                if slot.done.is_set() {
+                    return;
+                }
+                tokio::select! {
+                    _ = slot.readable.notified() => {}
+                    _ = slot.done.wait() => {}
+                }
+            }
+            Recv::Closed => {
+                // Everything the edge sent is written: let the endpoint see a clean end.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Terminate mode: a TLS server session on `pipe`, relayed as HTTP to the local server.
+async fn terminate(
+    pipe: tokio::io::DuplexStream,
+    acceptor: TlsAcceptor,
+    caller: Option<IpAddr>,
+    cfg: Arc<ServeConfig>,
+    forwarded_headers: bool,
+) {
+    let Endpoint::Terminate { http, .. } = &cfg.endpoint else {
+        return;
+    };
+    let t = cfg.timeouts;
+    let tls = match tokio::time::timeout(t.tls_handshake, acceptor.accept(pipe)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            debug!(caller = %show(caller), error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(caller = %show(caller), "no TLS handshake within {:?}", t.tls_handshake);
+            return;
+        }
+    };
+    let Some(upstream) = open_endpoint(http, caller, &cfg).await else {
+        return;
+    };
+    let (mut tls_rd, mut tls_wr) = tokio::io::split(tls);
+    let (mut up_rd, mut up_wr) = upstream.into_split();
+    let requests = async move {
+        let mut rewriter = forwarded_headers.then(|| RequestRewriter::new(caller));
+        let mut buf = vec![0; READ_CHUNK];
+        let mut out = Vec::with_capacity(READ_CHUNK + 256);
+        loop {
+            let n = tls_rd.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let chunk = match &mut rewriter {
+                Some(rw) => {
+                    out.clear();
+                    rw.feed(&buf[..n], &mut out).map_err(|e| {
+                        debug!(caller = %show(caller), error = %e, "closing the connection");
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+                    })?;
+                    &out[..]
+                }
+                None => &buf[..n],
+            };
+            write_bounded(&mut up_wr, chunk, t.write).await?;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, up_wr.shutdown()).await;
+        Ok::<_, std::io::Error>(())
+    };
+    let responses = async move {
+        let mut buf = vec![0; READ_CHUNK];
+        loop {
+            let n = up_rd.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            write_bounded(&mut tls_wr, &buf[..n], t.write).await?;
+        }
+        // close_notify, then the pipe closes and the channel with it.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, tls_wr.shutdown()).await;
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::pin!(requests, responses);
+    // The response side decides when the connection is over; a failed request side (a
+    // request that cannot be framed) ends it at once.
+    tokio::select! {
+        r = &mut requests => {
+            if r.is_ok() {
+                let _ = responses.await;
+            }
+        }
+        _ = &mut responses => {}
+    }
+}
+
+/// Writes and flushes `data` within `timeout`. The flush matters for the TLS side: tokio-rustls
+/// accepts bytes into the session's buffer while the transport is busy and only writes them
+/// out on the next write or flush; without one, the end of a response would wait there for
+/// ever.
+async fn write_bounded<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    data: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let write = async {
+        w.write_all(data).await?;
+        w.flush().await
+    };
+    tokio::time::timeout(timeout, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
+}

@@ -1,0 +1,440 @@
+//! One tunnel: the handshake, then three tasks around one [`Multiplexer`] until it ends.
+//!
+//! - the reader feeds the edge's bytes to the multiplexer (and stops reading while the
+//!   multiplexer is stalled by a channel whose home-side sink is slow);
+//! - the writer sends what the multiplexer produces, in vectored batches, each write bounded by
+//!   the write timeout;
+//! - the timer runs the keepalive (a PING every 50 s, as SniTun's client does) and the idle
+//!   timeouts.
+//!
+//! Each channel the edge opens gets its own task ([`crate::channel`]). The multiplexer lives
+//! behind one mutex that is never held across an await; events it emits are turned into
+//! wakeups of the task concerned.
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+use tracing::{Instrument, debug, info_span, warn};
+
+use sluice_proto::handshake::ClientHandshake;
+use sluice_proto::mux::{ChannelHandle, Event, Multiplexer, MuxError, Transmit};
+
+use crate::Error;
+use crate::channel::{self, ServeConfig};
+use crate::credentials::Credentials;
+use crate::sync::Latch;
+
+/// Bytes read from the edge at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes gathered for one vectored write to the edge.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Segments per `writev`.
+const MAX_IOV: usize = 64;
+/// How long a graceful close waits for queued frames to leave.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The per-channel wakeups a channel task waits on.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) handle: ChannelHandle,
+    /// Data (or the end) is ready to `recv`.
+    pub(crate) readable: Notify,
+    /// The local endpoint may be read again.
+    pub(crate) writable: Notify,
+    /// Stop reading the endpoint: the channel is closed (by either side) or the tunnel ended.
+    pub(crate) done: Latch,
+}
+
+struct Inner {
+    mux: Multiplexer<StdRng>,
+    slots: HashMap<usize, Arc<Slot>>,
+}
+
+/// A connected tunnel.
+pub(crate) struct Tunnel {
+    inner: Mutex<Inner>,
+    pub(crate) serve: Arc<ServeConfig>,
+    output: Notify,
+    input: Notify,
+    timer: Notify,
+    idle: Notify,
+    ended: Latch,
+    end_error: Mutex<Option<Error>>,
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tunnel")
+            .field("ended", &self.ended.is_set())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Dials the edge, runs the handshake, and starts the tunnel's tasks.
+///
+/// `on_key_use` runs just before the answer to the challenge is encrypted: from then on the
+/// credentials' key has been used on a connection (which matters for aes-gcm).
+pub(crate) async fn connect(
+    edge: &str,
+    creds: &Credentials,
+    serve: Arc<ServeConfig>,
+    on_key_use: impl FnOnce(),
+) -> Result<Arc<Tunnel>, Error> {
+    let t = &serve.timeouts;
+    let mut stream = tokio::time::timeout(t.connect, TcpStream::connect(edge))
+        .await
+        .map_err(|_| Error::Connect(format!("{edge}: no connection within {:?}", t.connect)))?
+        .map_err(|e| Error::Connect(format!("{edge}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let claims = creds.claims();
+    let hs = ClientHandshake::new(
+        claims.cipher,
+        claims.protocol_version,
+        &claims.aes_key,
+        &claims.aes_iv,
+    );
+    let mut rng = StdRng::from_entropy();
+    let handshake = async {
+        stream
+            .write_all(creds.token().as_bytes())
+            .await
+            .map_err(|e| Error::Connect(format!("sending the token: {e}")))?;
+        let mut challenge = vec![0; hs.challenge_len()];
+        stream.read_exact(&mut challenge).await.map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                Error::Refused(
+                    "it closed the connection after the token (a token it cannot verify or that \
+                     has expired, or not a SniTun edge)"
+                        .into(),
+                )
+            } else {
+                Error::Connect(format!("reading the challenge: {e}"))
+            }
+        })?;
+        on_key_use();
+        let (session, answer) = hs
+            .answer(&challenge, &mut rng)
+            .map_err(|e| Error::Refused(format!("its challenge did not decrypt: {e}")))?;
+        stream
+            .write_all(&answer)
+            .await
+            .map_err(|e| Error::Connect(format!("sending the answer: {e}")))?;
+        Ok::<_, Error>(session)
+    };
+    let session = tokio::time::timeout(t.handshake, handshake)
+        .await
+        .map_err(|_| Error::Refused(format!("no handshake within {:?}", t.handshake)))??;
+    let mux = Multiplexer::new(session, serve.mux.clone(), rng, Instant::now());
+    let tunnel = Arc::new(Tunnel {
+        inner: Mutex::new(Inner {
+            mux,
+            slots: HashMap::new(),
+        }),
+        serve,
+        output: Notify::new(),
+        input: Notify::new(),
+        timer: Notify::new(),
+        idle: Notify::new(),
+        ended: Latch::default(),
+        end_error: Mutex::new(None),
+    });
+    let span = info_span!("tunnel", host = %claims.hostname, edge);
+    let (rd, wr) = stream.into_split();
+    tokio::spawn(read_loop(tunnel.clone(), rd).instrument(span.clone()));
+    tokio::spawn(write_loop(tunnel.clone(), wr).instrument(span.clone()));
+    tokio::spawn(timer_loop(tunnel.clone()).instrument(span));
+    Ok(tunnel)
+}
+
+impl Tunnel {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the multiplexer as consistent as any other
+        // error would; carry on rather than poison every channel.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the multiplexer, then acts on what it says: wakes the tasks concerned and
+    /// starts a task for each new channel.
+    pub(crate) fn with_mux<T>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Multiplexer<StdRng>) -> T,
+    ) -> T {
+        let mut opened = Vec::new();
+        let out = {
+            let mut inner = self.lock();
+            let out = f(&mut inner.mux);
+            while let Some(event) = inner.mux.poll_event() {
+                let slot = |h: ChannelHandle| {
+                    inner
+                        .slots
+                        .get(&h.index())
+                        .filter(|s| s.handle == h)
+                        .cloned()
+                };
+                match event {
+                    Event::Opened { channel, caller } => {
+                        let slot = Arc::new(Slot {
+                            handle: channel,
+                            readable: Notify::new(),
+                            writable: Notify::new(),
+                            done: Latch::default(),
+                        });
+                        inner.slots.insert(channel.index(), slot.clone());
+                        opened.push((slot, caller));
+                    }
+                    Event::Readable { channel } => {
+                        if let Some(s) = slot(channel) {
+                            s.readable.notify_one();
+                        }
+                    }
+                    Event::Writable { channel } => {
+                        if let Some(s) = slot(channel) {
+                            s.writable.notify_one();
+                        }
+                    }
+                    Event::Closed { channel, cause } => {
+                        debug!(?channel, ?cause, "channel closed by the edge side");
+                        if let Some(s) = slot(channel) {
+                            s.done.set();
+                            s.readable.notify_one();
+                        }
+                    }
+                    Event::InputReady => self.input.notify_one(),
+                }
+            }
+            if inner.mux.wants_output() {
+                self.output.notify_one();
+            }
+            out
+        };
+        if !opened.is_empty() {
+            // The first channel arms the channel-idle sweep.
+            self.timer.notify_one();
+        }
+        for (slot, caller) in opened {
+            tokio::spawn(channel::serve(self.clone(), slot, caller).in_current_span());
+        }
+        out
+    }
+
+    /// Forgets a channel: closes it if it is still open and drops its slot.
+    pub(crate) fn detach(self: &Arc<Self>, slot: &Slot) {
+        self.with_mux(|m| m.close(slot.handle));
+        let mut inner = self.lock();
+        if inner
+            .slots
+            .get(&slot.handle.index())
+            .is_some_and(|s| s.handle == slot.handle)
+        {
+            inner.slots.remove(&slot.handle.index());
+        }
+        if inner.slots.is_empty() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Channels being served.
+    pub(crate) fn channel_count(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// Ends the tunnel (the first cause is kept): every task and channel sees it.
+    pub(crate) fn end(&self, why: Error) {
+        if self.ended.is_set() {
+            return;
+        }
+        {
+            let mut e = self.end_error.lock().unwrap_or_else(|e| e.into_inner());
+            e.get_or_insert(why);
+        }
+        self.ended.set();
+        for s in self.lock().slots.values() {
+            s.done.set();
+            s.readable.notify_one();
+            s.writable.notify_one();
+        }
+        self.idle.notify_waiters();
+    }
+
+    fn end_with(&self, e: &MuxError) {
+        self.end(Error::Tunnel(e.to_string()));
+    }
+
+    /// Whether the tunnel has ended.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.is_set()
+    }
+
+    /// Waits until the tunnel ends; returns why.
+    pub(crate) async fn ended(&self) -> Error {
+        self.ended.wait().await;
+        self.end_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(Error::Stopped)
+    }
+
+    /// Waits until no channel is being served (or the tunnel ends).
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.channel_count() == 0 || self.ended.is_set() {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Closes every channel, gives the CLOSE frames a moment to leave, and ends the tunnel.
+    pub(crate) async fn close(self: &Arc<Self>, why: Error) {
+        if self.ended.is_set() {
+            return;
+        }
+        self.with_mux(|m| m.close_all());
+        let flushed = async {
+            while self.lock().mux.wants_output() && !self.ended.is_set() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, flushed).await;
+        self.end(why);
+    }
+}
+
+async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
+    let mut buf = BytesMut::new();
+    loop {
+        if t.is_ended() {
+            return;
+        }
+        if !t.lock().mux.wants_input() {
+            tokio::select! {
+                _ = t.input.notified() => {}
+                _ = t.ended.wait() => return,
+            }
+            // Consume what the stall left in the buffer.
+            if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
+                return t.end_with(&e);
+            }
+            continue;
+        }
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            // Return a grown buffer's memory rather than keep it while the tunnel is quiet.
+            buf = BytesMut::new();
+        }
+        buf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            r = rd.read_buf(&mut buf) => r,
+            _ = t.ended.wait() => return,
+        };
+        match read {
+            Ok(0) => return t.end(Error::Tunnel("the edge closed the connection".into())),
+            Err(e) => return t.end(Error::Tunnel(format!("reading from the edge: {e}"))),
+            Ok(_) => {}
+        }
+        if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
+            warn!(error = %e, "the edge broke the protocol; dropping the tunnel");
+            return t.end_with(&e);
+        }
+    }
+}
+
+async fn write_loop(t: Arc<Tunnel>, mut wr: OwnedWriteHalf) {
+    let mut tx = Transmit::new();
+    let write_timeout = t.serve.timeouts.write;
+    loop {
+        if !t.lock().mux.wants_output() {
+            tokio::select! {
+                _ = t.output.notified() => continue,
+                _ = t.ended.wait() => return,
+            }
+        }
+        if let Err(e) = t.with_mux(|m| m.poll_transmit(&mut tx, WRITE_BATCH, Instant::now())) {
+            return t.end_with(&e);
+        }
+        let segments = tx.take_segments();
+        let written = tokio::select! {
+            r = tokio::time::timeout(write_timeout, write_all_segments(&mut wr, segments)) => r,
+            _ = t.ended.wait() => return,
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return t.end(Error::Tunnel(format!("writing to the edge: {e}"))),
+            Err(_) => {
+                return t.end(Error::Tunnel(format!(
+                    "a write to the edge made no progress for {write_timeout:?}"
+                )));
+            }
+        }
+    }
+}
+
+/// Writes every segment, in order, with as few `writev` calls as the socket allows.
+async fn write_all_segments(wr: &mut OwnedWriteHalf, mut segs: Vec<Bytes>) -> io::Result<()> {
+    segs.retain(|b| !b.is_empty());
+    let mut first = 0;
+    while first < segs.len() {
+        let n = {
+            let slices: Vec<IoSlice<'_>> = segs[first..]
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            wr.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut n = n;
+        while n > 0 {
+            let len = segs[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                segs[first].advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn timer_loop(t: Arc<Tunnel>) {
+    loop {
+        let next = t.lock().mux.poll_timeout();
+        let sleep = match next {
+            Some(at) => tokio::time::sleep_until(at.into()),
+            None => tokio::time::sleep(Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = t.timer.notified() => continue,
+            _ = t.ended.wait() => return,
+        }
+        let now = Instant::now();
+        if next.is_some_and(|at| now >= at)
+            && let Err(e) = t.with_mux(|m| m.handle_timeout(now))
+        {
+            debug!(error = %e, "tunnel timer");
+            return t.end_with(&e);
+        }
+    }
+}
+
+/// The caller's address for logs.
+pub(crate) fn show(caller: Option<IpAddr>) -> String {
+    caller.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}

@@ -1,0 +1,542 @@
+//! End to end with Sluice's own edge, in process: browsers are `curl` with certificate
+//! verification; the home servers record what reached them.
+
+mod support;
+
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use sluice_connector::access::parse_network;
+use sluice_connector::tls::peer_certificates;
+use sluice_connector::{AccessList, Connector, CredentialSource, Fingerprints, State};
+use sluice_proto::crypto::CipherKind;
+use sluice_proto::token::FernetKey;
+use sluice_proto::version::ProtocolVersion;
+use support::origin::Origin;
+use support::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn key() -> FernetKey {
+    FernetKey::generate(&mut OsRng)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_reaches_the_home_tls_server_with_the_callers_address() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesCbc, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(origin.addr.to_string())
+        .proxy_protocol(true)
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&edge, 1).await;
+
+    let got = curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    assert_eq!(got.text(), "hello from the origin\n");
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].proxy_source.map(|a| a.ip()),
+        Some(LOOPBACK),
+        "PROXY v2 names the caller"
+    );
+
+    // A large download, read slowly, arrives intact (flow control end to end).
+    let got = curl_ok(
+        addr.port(),
+        "/big/24",
+        &pki.ca_path,
+        &["--limit-rate", "8M"],
+    )
+    .await;
+    assert_eq!(got.body.len(), 24 << 20);
+    assert_eq!(
+        hex::encode(Sha256::digest(&got.body)),
+        pattern_sha256(24 << 20)
+    );
+
+    handle.shutdown();
+    handle.wait().await.unwrap();
+    assert_eq!(handle.state(), State::Stopped(None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_serves_the_certificate_and_forwards_the_callers_address() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let http = Origin::start(None).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V1, CipherKind::AesGcmSiv, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .terminate(leaf.server_config(), http.addr.to_string())
+        .proxy_protocol(true)
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&edge, 1).await;
+
+    // Two requests on one connection, each with a forged X-Forwarded-For.
+    let second = format!("https://{HOST}:{}/second", addr.port());
+    let got = curl_ok(
+        addr.port(),
+        "/",
+        &pki.ca_path,
+        &["-H", "X-Forwarded-For: 6.6.6.6", &second],
+    )
+    .await;
+    assert_eq!(got.text().matches("hello from the origin").count(), 2);
+    let seen = http.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        http.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "keep-alive"
+    );
+    for s in &seen {
+        assert!(
+            s.head.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
+            "{}",
+            s.head
+        );
+        assert!(
+            s.head
+                .contains("\r\nForwarded: for=127.0.0.1;proto=https\r\n"),
+            "{}",
+            s.head
+        );
+        assert!(
+            !s.head.contains("6.6.6.6"),
+            "the forged address is dropped: {}",
+            s.head
+        );
+        assert_eq!(s.proxy_source.map(|a| a.ip()), Some(LOOPBACK));
+    }
+
+    // The certificate seen through the public address is the one the connector serves.
+    let chain = peer_certificates(addr, HOST, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(Fingerprints::of(&chain[0]), Fingerprints::of(&leaf.der));
+
+    // The same large download through rustls in the connector.
+    let got = curl_ok(
+        addr.port(),
+        "/big/24",
+        &pki.ca_path,
+        &["--limit-rate", "8M"],
+    )
+    .await;
+    assert_eq!(
+        hex::encode(Sha256::digest(&got.body)),
+        pattern_sha256(24 << 20)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprint_check_fails_when_another_certificate_answers() {
+    init_logs();
+    let pki = Pki::new();
+    let ours = pki.leaf(HOST);
+    let impostor = pki.leaf(HOST);
+    // The home server presents another certificate than the one the owner holds: the check,
+    // made through the public address, must tell.
+    let origin = Origin::start(Some(impostor.server_config())).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V0, CipherKind::AesCbc, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(origin.addr.to_string())
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&edge, 1).await;
+    let chain = peer_certificates(addr, HOST, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let seen = Fingerprints::of(&chain[0]);
+    assert_ne!(seen, Fingerprints::of(&ours.der));
+    assert_eq!(seen, Fingerprints::of(&impostor.der));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_list_blocks_and_allows() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let start = |access: AccessList| {
+        let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesCbc, HOUR);
+        Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+            .passthrough(origin.addr.to_string())
+            .access_list(access)
+            .build()
+            .unwrap()
+    };
+
+    // Only 10.0.0.0/8 may connect: curl from 127.0.0.1 is refused before the origin sees it.
+    let blocked = start(AccessList::open().allow([parse_network("10.0.0.0/8").unwrap()]));
+    connected(&blocked).await;
+    registered(&edge, 1).await;
+    let since = blocked.state();
+    let ca = pki.ca_path.clone();
+    let got = blocking(move || curl(addr.port(), "/", &ca, &[])).await;
+    assert!(!got.ok, "{got:?}");
+    assert_eq!(
+        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert_eq!(
+        blocked.state(),
+        since,
+        "a refused channel leaves the tunnel up"
+    );
+    blocked.shutdown();
+    blocked.wait().await.unwrap();
+
+    // 127.0.0.0/8 is blocked, except ... nothing: and then allowed explicitly.
+    let allowed = start(
+        AccessList::open()
+            .allow([parse_network("127.0.0.0/8").unwrap()])
+            .block([parse_network("10.0.0.0/8").unwrap()]),
+    );
+    connected(&allowed).await;
+    registered(&edge, 2).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    assert_eq!(origin.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_with_backoff_after_the_edge_restarts() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let first = edge(&key, None);
+    let addr = first.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesGcmSiv, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(origin.addr.to_string())
+        .backoff(quick_backoff())
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&first, 1).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+
+    drop(first);
+    // While the edge is down every attempt fails and the count grows.
+    let backing_off = handle
+        .wait_until(
+            Duration::from_secs(20),
+            |s| matches!(s, State::BackingOff { attempt, .. } if *attempt >= 3),
+        )
+        .await
+        .expect("backs off while the edge is down");
+    let State::BackingOff { error, .. } = backing_off else {
+        unreachable!()
+    };
+    assert!(
+        matches!(error, sluice_connector::Error::Connect(_)),
+        "{error:?}"
+    );
+
+    let second = edge(&key, Some(addr));
+    connected(&handle).await;
+    registered(&second, 1).await;
+    let got = curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    assert_eq!(got.text(), "hello from the origin\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoint_closes_channels_and_keeps_the_tunnel() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let spot = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = spot.local_addr().unwrap();
+    drop(spot);
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V1, CipherKind::AesCbc, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(dead.to_string())
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&edge, 1).await;
+    let up = handle.state();
+
+    for _ in 0..3 {
+        let ca = pki.ca_path.clone();
+        let got = blocking(move || curl(addr.port(), "/", &ca, &[])).await;
+        assert!(!got.ok, "{got:?}");
+    }
+    assert_eq!(handle.state(), up, "the tunnel stays up, not reconnected");
+
+    // The home server comes back on its port: served through the same tunnel.
+    let listener = tokio::net::TcpListener::bind(dead).await.unwrap();
+    let _origin = Origin::start_on(listener, Some(leaf.server_config()));
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    assert_eq!(handle.state(), up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_the_token_before_it_expires() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let dir = TempDir::new("refresh");
+    let file = dir.path("creds.json");
+    let short = mint(
+        &key,
+        ProtocolVersion::V2,
+        CipherKind::AesCbc,
+        Duration::from_secs(5),
+    );
+    short.save(&file).unwrap();
+    let handle = Connector::builder(addr.to_string(), CredentialSource::File(file.clone()))
+        .passthrough(origin.addr.to_string())
+        .refresh_before(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut states = handle.subscribe();
+    let history = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            seen.push(states.borrow_and_update().clone());
+            if states.changed().await.is_err() || matches!(seen.last(), Some(State::Stopped(_))) {
+                return seen;
+            }
+        }
+    });
+    connected(&handle).await;
+    registered(&edge, 1).await;
+
+    // A renewal job rewrites the file; the connector picks it up before the old token ends
+    // (the edge ends a tunnel when its token does).
+    let long = mint(&key, ProtocolVersion::V2, CipherKind::AesCbc, HOUR);
+    long.save(&file).unwrap();
+    let expires = long.expires_at();
+    handle
+        .wait_until(
+            Duration::from_secs(20),
+            |s| matches!(s, State::Connected { token_expires, .. } if *token_expires == expires),
+        )
+        .await
+        .expect("switched to the new token");
+    registered(&edge, 2).await;
+    let left = short.remaining(std::time::SystemTime::now());
+    tokio::time::sleep(left + Duration::from_secs(1)).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+
+    handle.shutdown();
+    let history = history.await.unwrap();
+    assert!(
+        !history
+            .iter()
+            .any(|s| matches!(s, State::BackingOff { .. })),
+        "never lost the tunnel: {history:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnects_and_connects_on_demand_through_the_control_endpoint() {
+    use sluice_connector::control;
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V0, CipherKind::AesCbc, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(origin.addr.to_string())
+        .autoconnect(false)
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ctl = listener.local_addr().unwrap();
+    tokio::spawn(control::serve(handle.clone(), listener));
+
+    let (status, body) = control::request(ctl, "GET", "/state").await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"state":"disconnected"}"#)
+    );
+
+    let (status, _) = control::request(ctl, "POST", "/connect").await.unwrap();
+    assert_eq!(status, 200);
+    connected(&handle).await;
+    registered(&edge, 1).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+
+    let (status, _) = control::request(ctl, "POST", "/disconnect").await.unwrap();
+    assert_eq!(status, 200);
+    handle
+        .wait_until(Duration::from_secs(10), |s| *s == State::Disconnected)
+        .await
+        .unwrap();
+    // The edge forgets the host once the tunnel is gone.
+    let mut refused = false;
+    for _ in 0..50 {
+        let ca = pki.ca_path.clone();
+        if !blocking(move || curl(addr.port(), "/", &ca, &[])).await.ok {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "no tunnel, no service");
+
+    // From the library API this time.
+    handle.connect();
+    connected(&handle).await;
+    registered(&edge, 2).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    let (_, body) = control::request(ctl, "GET", "/state").await.unwrap();
+    assert!(body.contains(r#""state":"connected""#), "{body}");
+
+    // A browser (an Origin header) may not drive it.
+    let mut s = tokio::net::TcpStream::connect(ctl).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        b"POST /disconnect HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
+    assert!(handle.state().is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_reuses_an_aes_gcm_key_on_a_second_connection() {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let first = edge(&key, None);
+    let addr = first.listen_addrs()[0];
+    let dir = TempDir::new("gcm");
+    let file = dir.path("creds.json");
+    mint(&key, ProtocolVersion::V2, CipherKind::AesGcm, HOUR)
+        .save(&file)
+        .unwrap();
+    let handle = Connector::builder(addr.to_string(), CredentialSource::File(file.clone()))
+        .passthrough(origin.addr.to_string())
+        .backoff(quick_backoff())
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&first, 1).await;
+
+    drop(first);
+    let second = edge(&key, Some(addr));
+    // The edge is back, but the file still holds the used key: the connector waits.
+    let waiting = handle
+        .wait_until(Duration::from_secs(20), |s| {
+            matches!(
+                s,
+                State::BackingOff {
+                    error: sluice_connector::Error::Credentials(_),
+                    ..
+                }
+            )
+        })
+        .await
+        .expect("refuses the used key");
+    assert!(format!("{waiting:?}").contains("aes-gcm"), "{waiting:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        second.metrics().total(|w| w
+            .tunnels_accepted
+            .load(std::sync::atomic::Ordering::Relaxed)),
+        0
+    );
+
+    // Fresh credentials: connected again.
+    mint(&key, ProtocolVersion::V2, CipherKind::AesGcm, HOUR)
+        .save(&file)
+        .unwrap();
+    connected(&handle).await;
+    registered(&second, 1).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+
+    // Static credentials cannot be renewed: reusing them is a fatal error.
+    let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesGcm, HOUR);
+    let once = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .passthrough(origin.addr.to_string())
+        .backoff(quick_backoff())
+        .build()
+        .unwrap();
+    connected(&once).await;
+    drop(second);
+    let end = tokio::time::timeout(Duration::from_secs(20), once.wait())
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, Err(sluice_connector::Error::Credentials(_))),
+        "{end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_refresh_source_the_tunnel_ends_with_its_token() {
+    // The counterpart of the refresh test: it shows the edge does end a tunnel at its token's
+    // expiry, so that test's success is the refresh's doing.
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let origin = Origin::start(Some(leaf.server_config())).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let short = mint(
+        &key,
+        ProtocolVersion::V2,
+        CipherKind::AesCbc,
+        Duration::from_secs(3),
+    );
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(short)))
+        .passthrough(origin.addr.to_string())
+        .backoff(quick_backoff())
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&edge, 1).await;
+    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    let end = tokio::time::timeout(Duration::from_secs(20), handle.wait())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&end, Err(sluice_connector::Error::Credentials(m)) if m.contains("expired")),
+        "{end:?}"
+    );
+}

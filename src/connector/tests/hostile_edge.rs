@@ -1,0 +1,195 @@
+//! Bad input from the edge side: a hand-made edge sends malformed frames, frames for unknown
+//! channels, unknown flows, duplicate channels and oversize frames. The connector must close
+//! what it must (a channel, or the whole tunnel when its framing is lost) and carry on: it
+//! never crashes, and it reconnects when it dropped the tunnel.
+
+mod support;
+
+use rand::RngCore;
+use rand::rngs::OsRng;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sluice_connector::access::parse_network;
+use sluice_connector::{AccessList, Connector, ConnectorHandle, CredentialSource, State};
+use sluice_proto::crypto::CipherKind;
+use sluice_proto::frame::{ChannelId, Flow};
+use sluice_proto::token::FernetKey;
+use sluice_proto::version::ProtocolVersion;
+use support::hostile::{HostileEdge, Peer};
+use support::*;
+
+const CALLER: &str = "203.0.113.9";
+
+fn caller() -> IpAddr {
+    CALLER.parse().unwrap()
+}
+
+fn id() -> ChannelId {
+    let mut b = [0; 16];
+    OsRng.fill_bytes(&mut b);
+    ChannelId(b)
+}
+
+async fn setup(
+    version: ProtocolVersion,
+    cipher: CipherKind,
+    access: AccessList,
+) -> (HostileEdge, Echo, ConnectorHandle) {
+    init_logs();
+    let key = FernetKey::generate(&mut OsRng);
+    let edge = HostileEdge::bind(&key).await;
+    let echo = Echo::start().await;
+    let creds = mint(&key, version, cipher, Duration::from_secs(3600));
+    let handle = Connector::builder(
+        edge.addr().to_string(),
+        CredentialSource::Static(Box::new(creds)),
+    )
+    .passthrough(echo.addr.to_string())
+    .access_list(access)
+    .backoff(quick_backoff())
+    .build()
+    .unwrap();
+    (edge, echo, handle)
+}
+
+/// Opens a channel, sends `hello`, expects it echoed back through the home side.
+async fn round_trip(peer: &mut Peer) -> ChannelId {
+    let ch = id();
+    peer.open(ch, caller()).await;
+    peer.data(ch, b"hello").await;
+    let (h, payload) = peer.recv().await.expect("an answer");
+    assert_eq!(
+        (h.channel, h.flow, payload.as_slice()),
+        (ch, Flow::Data, &b"hello"[..])
+    );
+    ch
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignores_unknown_channels_and_flows_and_keeps_serving() {
+    let (edge, echo, handle) =
+        setup(ProtocolVersion::V1, CipherKind::AesCbc, AccessList::open()).await;
+    let mut peer = edge.accept().await;
+    let stranger = id();
+    peer.data(stranger, b"nobody listens").await;
+    peer.send(Peer::header(stranger, Flow::Close, 0), &[]).await;
+    peer.send(Peer::header(stranger, Flow::Pause, 0), &[]).await;
+    peer.send(Peer::header(stranger, Flow::Resume, 0), &[])
+        .await;
+    peer.send(Peer::header(stranger, Flow::Unknown(0x40), 5), b"extra")
+        .await;
+    let ch = round_trip(&mut peer).await;
+    assert_eq!(echo.accepted.load(Ordering::SeqCst), 1);
+
+    // The edge closes the channel: the home side's connection ends, the tunnel stays.
+    peer.send(Peer::header(ch, Flow::Close, 0), &[]).await;
+    assert!(eventually(10, || echo.closed.load(Ordering::SeqCst) == 1).await);
+    round_trip(&mut peer).await;
+    assert!(handle.state().is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_channel_id_closes_both() {
+    let (edge, echo, handle) =
+        setup(ProtocolVersion::V0, CipherKind::AesCbc, AccessList::open()).await;
+    let mut peer = edge.accept().await;
+    let ch = round_trip(&mut peer).await;
+    peer.open(ch, caller()).await;
+    let (h, _) = peer.recv().await.expect("a CLOSE");
+    assert_eq!((h.channel, h.flow), (ch, Flow::Close));
+    assert!(eventually(10, || echo.closed.load(Ordering::SeqCst) == 1).await);
+    round_trip(&mut peer).await;
+    assert!(handle.state().is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_unreachable_channels_are_closed_and_the_tunnel_stays() {
+    let blocked = AccessList::open().block([parse_network("203.0.113.0/24").unwrap()]);
+    let (edge, echo, handle) = setup(ProtocolVersion::V1, CipherKind::AesGcmSiv, blocked).await;
+    let mut peer = edge.accept().await;
+    let ch = id();
+    peer.open(ch, caller()).await;
+    peer.data(ch, b"let me in").await;
+    let (h, _) = peer.recv().await.expect("a CLOSE");
+    assert_eq!((h.channel, h.flow), (ch, Flow::Close));
+    assert_eq!(
+        echo.accepted.load(Ordering::SeqCst),
+        0,
+        "not a byte reached the home side"
+    );
+
+    // An allowed caller, but the home server is gone.
+    let ok = id();
+    let fine: IpAddr = "192.0.2.1".parse().unwrap();
+    drop(echo);
+    peer.open(ok, fine).await;
+    let (h, _) = peer.recv().await.expect("a CLOSE");
+    assert_eq!((h.channel, h.flow), (ok, Flow::Close));
+    assert!(handle.state().is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_frame_drops_the_tunnel_and_it_reconnects() {
+    let (edge, _echo, handle) =
+        setup(ProtocolVersion::V2, CipherKind::AesCbc, AccessList::open()).await;
+    let mut peer = edge.accept().await;
+    // 100 MiB announced: over the frame cap, the framing cannot be trusted any more.
+    peer.send(Peer::header(id(), Flow::Data, 100 << 20), b"xxxx")
+        .await;
+    assert!(peer.closed().await, "the connector drops the tunnel");
+    let state = handle
+        .wait_until(Duration::from_secs(10), |s| {
+            matches!(s, State::BackingOff { .. })
+        })
+        .await;
+    // It may already be reconnecting; either way it is alive and dials again.
+    drop(state);
+    let mut again = edge.accept().await;
+    again.send(Peer::header(id(), Flow::Ping, 0), &[]).await;
+    // A v2 NEW whose encrypted address has an impossible size is as bad.
+    again
+        .send(Peer::header(id(), Flow::New, 17), &[0; 17])
+        .await;
+    assert!(again.closed().await);
+    let _third = edge.accept().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_instead_of_frames_drops_the_tunnel_and_it_reconnects() {
+    let (edge, _echo, handle) =
+        setup(ProtocolVersion::V2, CipherKind::AesGcm, AccessList::open()).await;
+    let mut peer = edge.accept().await;
+    let mut junk = vec![0; 60 * 3];
+    OsRng.fill_bytes(&mut junk);
+    peer.send_raw(&junk).await;
+    assert!(
+        peer.closed().await,
+        "a unit that does not authenticate ends the tunnel"
+    );
+    // A static aes-gcm key cannot be used twice: the connector stops rather than reuse it.
+    let end = tokio::time::timeout(Duration::from_secs(20), handle.wait())
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, Err(sluice_connector::Error::Credentials(_))),
+        "{end:?}"
+    );
+
+    let (edge, _echo, _handle) = setup(
+        ProtocolVersion::V2,
+        CipherKind::AesGcmSiv,
+        AccessList::open(),
+    )
+    .await;
+    let mut peer = edge.accept().await;
+    peer.send_raw(&junk).await;
+    assert!(peer.closed().await);
+    let mut again = edge.accept().await;
+    // Half a header, then silence: nothing happens until more comes (no crash, no spin).
+    again.send_raw(&junk[..20]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    again.send_raw(&junk[20..]).await;
+    assert!(again.closed().await);
+}
