@@ -36,12 +36,7 @@ struct Runs {
 /// Figures shown for each scenario (others stay in the JSON).
 fn shown(scenario: &str) -> &'static [&'static str] {
     match scenario {
-        "bulk" => &[
-            "gbit_s",
-            "mbyte_s",
-            "cpu_s_per_gb.proxy",
-            "cpu_s_per_gb.loadgen",
-        ],
+        "bulk" => &["gbit_s", "mbyte_s", "cpu_s_per_gb.proxy"],
         "connect" => &[
             "conn_per_s",
             "ttfb.p50",
@@ -176,14 +171,26 @@ pub fn run(a: ReportArgs) -> Result<()> {
             .collect();
         let _ = writeln!(out, "### {case} ({scenario})\n");
         let _ = writeln!(out, "Parameters: {}\n", params.join(", "));
+        // A ratio column only where the baseline has the figure.
+        let has_base = |f: &String| {
+            runs.values
+                .get(&(a.baseline.clone(), f.clone()))
+                .is_some_and(|v| median(v) != 0.0)
+        };
         let _ = write!(out, "| contender | runs |");
         for f in &runs.figures {
-            let _ = write!(out, " {f} | ×{} |", a.baseline);
+            let _ = write!(out, " {f} |");
+            if has_base(f) {
+                let _ = write!(out, " ×{} |", a.baseline);
+            }
         }
         let _ = writeln!(out);
         let _ = write!(out, "|---|---|");
-        for _ in &runs.figures {
-            let _ = write!(out, "---|---|");
+        for f in &runs.figures {
+            let _ = write!(out, "---|");
+            if has_base(f) {
+                let _ = write!(out, "---|");
+            }
         }
         let _ = writeln!(out);
         for label in &runs.labels {
@@ -208,10 +215,16 @@ pub fn run(a: ReportArgs) -> Result<()> {
                         let ratio = base
                             .filter(|b| *b != 0.0 && b.is_finite())
                             .map_or("-".to_owned(), |b| format!("{:.2}", m / b));
-                        let _ = write!(out, " {} ({}–{}) | {ratio} |", fmt(m), fmt(lo), fmt(hi));
+                        let _ = write!(out, " {} ({}–{}) |", fmt(m), fmt(lo), fmt(hi));
+                        if has_base(f) {
+                            let _ = write!(out, " {ratio} |");
+                        }
                     }
                     None => {
-                        let _ = write!(out, " - | - |");
+                        let _ = write!(out, " - |");
+                        if has_base(f) {
+                            let _ = write!(out, " - |");
+                        }
                     }
                 }
             }
@@ -243,17 +256,20 @@ pub fn run(a: ReportArgs) -> Result<()> {
                 let b = get(p[5], p[6], p[7]);
                 (a_val.zip(b).map(|(x, y)| x / y), Some(factor))
             };
+            let unit = if p[5].is_empty() { "" } else { "×" };
             let (m, verdict) = match (measured, target) {
                 (Some(m), Some(t)) if m.is_finite() => {
                     let ok = if p[3] == ">=" { m >= t } else { m <= t };
-                    (fmt(m), if ok { "yes" } else { "**no**" })
+                    (
+                        format!("{}{unit}", fmt(m)),
+                        if ok { "yes" } else { "**no**" },
+                    )
                 }
                 _ => ("not measured".to_owned(), "-"),
             };
-            let unit = if p[5].is_empty() { "" } else { "×" };
             let _ = writeln!(
                 out,
-                "| {text} | {m}{unit} | {} {}{unit} | {verdict} |",
+                "| {text} | {m} | {} {}{unit} | {verdict} |",
                 p[3], p[4]
             );
         }

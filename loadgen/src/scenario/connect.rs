@@ -138,7 +138,22 @@ pub fn run(mut a: ConnectArgs, handshakes: bool) -> Result<Report> {
     Ok(r)
 }
 
+/// Longest a connection may take in all before it counts as failed.
+const CONN_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn one(
+    b: &Browsers,
+    k: usize,
+    answer: u64,
+    reset: bool,
+    t: &mut Tally,
+) -> std::io::Result<()> {
+    tokio::time::timeout(CONN_TIMEOUT, one_inner(b, k, answer, reset, t))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))?
+}
+
+async fn one_inner(
     b: &Browsers,
     k: usize,
     answer: u64,

@@ -38,6 +38,9 @@ pub struct LatencyArgs {
     size: u32,
 }
 
+/// Longest one request (or opening a connection) may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 struct Tally {
     requests: u64,
@@ -77,14 +80,16 @@ pub fn run(a: LatencyArgs) -> Result<Report> {
             .with_body();
             let mut mine = Vec::new();
             for c in (t..conns).step_by(threads) {
-                match browsers.open(c, &req).await {
-                    Ok(mut conn) => {
-                        let mut buf = vec![0u8; size as usize];
-                        if conn.read_exact(&mut buf).await.is_ok() {
-                            mine.push(conn);
-                        }
-                    }
-                    Err(_) => live.error(),
+                let opened = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                    let mut conn = browsers.open(c, &req).await?;
+                    let mut buf = vec![0u8; size as usize];
+                    conn.read_exact(&mut buf).await?;
+                    std::io::Result::Ok(conn)
+                })
+                .await;
+                match opened {
+                    Ok(Ok(conn)) => mine.push(conn),
+                    _ => live.error(),
                 }
             }
             let opened = mine.len();
@@ -182,12 +187,13 @@ async fn exchange(
             tokio::time::sleep_until(due.into()).await;
         }
         let sent = Instant::now();
-        let ok = async {
+        let ok = tokio::time::timeout(REQUEST_TIMEOUT, async {
             conn.write_all(req).await?;
             conn.read_exact(&mut buf).await?;
             std::io::Result::Ok(())
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
         let done = Instant::now();
         if ok.is_err() {
             t.errors += 1;

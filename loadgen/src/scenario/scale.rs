@@ -100,10 +100,14 @@ pub fn run(a: ScaleArgs) -> Result<Report> {
                 for &c in batch {
                     let browsers = browsers.clone();
                     set.spawn_local(async move {
-                        let mut conn = browsers.open(c, &req).await?;
-                        let mut one = [0u8; 1];
-                        conn.read_exact(&mut one).await?;
-                        std::io::Result::Ok(conn)
+                        let opened = tokio::time::timeout(Duration::from_secs(20), async {
+                            let mut conn = browsers.open(c, &req).await?;
+                            let mut one = [0u8; 1];
+                            conn.read_exact(&mut one).await?;
+                            std::io::Result::Ok(conn)
+                        })
+                        .await;
+                        opened.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
                     });
                 }
                 while let Some(r) = set.join_next().await {
