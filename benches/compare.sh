@@ -15,6 +15,8 @@
 #
 # Usage: benches/compare.sh            (ROUNDS=3 DUR=5 by default; about 25 minutes)
 #        ROUNDS=1 DUR=2 benches/compare.sh   (a quick look)
+#        REPORT_ONLY=1 benches/compare.sh    (BENCHMARKS.md again from benches/results/, e.g.
+#                                             after editing benches/compare-notes.md)
 # Needs: cargo, python3 (>= 3.13 somewhere for SniTun 0.47.0; see src/testkit/src/peers.rs),
 # nginx with the stream module (installed with apt-get when missing). Every process it starts
 # is stopped by PID when it exits.
@@ -26,6 +28,7 @@ ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-5}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 RAW_OUT=${RAW_OUT:-$ROOT/benches/results/latest.jsonl}
+HEADER=${HEADER:-$ROOT/benches/results/latest-header.md}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 LG=$BIN/sluice-loadgen
@@ -69,9 +72,41 @@ wait_line() {
     return 1
 }
 
+GOALS=(
+    "bulk-tls|sluice-edge+connector|mbyte_s|>=|1.1|bulk-tls|nginx-2hop|mbyte_s|bulk through edge and connector, TLS origin, vs two nginx hops"
+    "bulk-tls|sluice-edge+connector|mbyte_s|>=|7|bulk-tls|snitun|mbyte_s|bulk through edge and connector, TLS origin, vs SniTun server and client"
+    "bulk-raw|sluice-edge+connector|gbit_s|>=|0.35|bulk-raw|direct|gbit_s|bulk through edge and connector, raw bytes, vs direct"
+    "bulk-raw|sluice-edge|gbit_s|>=|0.5|bulk-raw|direct|gbit_s|bulk through the edge alone (loadgen as tunnel peer) vs direct"
+    "connect|sluice-edge|conn_per_s|>=|1.5|connect|nginx-1hop|conn_per_s|connect rate through the edge (1000 tunnels) vs one nginx hop"
+    "connect|sluice-edge|conn_per_s|>=|10|connect|snitun-server|conn_per_s|connect rate through the edge vs the SniTun server, both with 1000 loadgen tunnels"
+    "connect|sluice-edge+connector|conn_per_s|>=|10|connect|snitun|conn_per_s|connect rate through edge and connector vs SniTun server and client (one tunnel each)"
+    "latency|sluice-edge|latency.p99|<=|1|latency|nginx-2hop|latency.p99|latency p99 through the edge vs two nginx hops (same rate)"
+    "latency|sluice-edge+connector|latency.p99|<=|1|latency|nginx-2hop|latency.p99|latency p99 through edge and connector vs two nginx hops (same rate)"
+    "scale|sluice-edge|rss_kib_per_tunnel.proxy|<=|2||||edge user-space memory per idle tunnel, KiB"
+    "scale|sluice-edge|rss_kib_per_channel.proxy|<=|1||||edge user-space memory per idle channel, KiB"
+)
+
+render() {
+    local goal_args=() g
+    for g in "${GOALS[@]}"; do goal_args+=(--goal "$g"); done
+    {
+        cat "$HEADER"
+        "$LG" report "$RAW_OUT" "${goal_args[@]}"
+        if [ -f "$ROOT/benches/compare-notes.md" ]; then
+            echo
+            cat "$ROOT/benches/compare-notes.md"
+        fi
+    } > "$OUT"
+    log "wrote $OUT"
+}
+
 # ---- build and tools -------------------------------------------------------------------
 log "building (release)"
 cargo build --release -p sluice -p sluice-loadgen 2>&1 | tail -1 >&2
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+    render
+    exit 0
+fi
 
 if ! command -v nginx > /dev/null || [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
     log "installing nginx and its stream module"
@@ -333,23 +368,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- BENCHMARKS.md ---------------------------------------------------------------------
 mkdir -p "$(dirname "$RAW_OUT")"
 cp "$RESULTS" "$RAW_OUT"
-GOALS=(
-    "bulk-tls|sluice-edge+connector|mbyte_s|>=|1.1|bulk-tls|nginx-2hop|mbyte_s|bulk through edge and connector, TLS origin, vs two nginx hops"
-    "bulk-tls|sluice-edge+connector|mbyte_s|>=|7|bulk-tls|snitun|mbyte_s|bulk through edge and connector, TLS origin, vs SniTun server and client"
-    "bulk-raw|sluice-edge+connector|gbit_s|>=|0.35|bulk-raw|direct|gbit_s|bulk through edge and connector, raw bytes, vs direct"
-    "bulk-raw|sluice-edge|gbit_s|>=|0.5|bulk-raw|direct|gbit_s|bulk through the edge alone (loadgen as tunnel peer) vs direct"
-    "connect|sluice-edge|conn_per_s|>=|1.5|connect|nginx-1hop|conn_per_s|connect rate through the edge (1000 tunnels) vs one nginx hop"
-    "connect|sluice-edge|conn_per_s|>=|10|connect|snitun-server|conn_per_s|connect rate through the edge vs the SniTun server, both with 1000 loadgen tunnels"
-    "connect|sluice-edge+connector|conn_per_s|>=|10|connect|snitun|conn_per_s|connect rate through edge and connector vs SniTun server and client (one tunnel each)"
-    "latency|sluice-edge|latency.p99|<=|1|latency|nginx-2hop|latency.p99|latency p99 through the edge vs two nginx hops (same rate)"
-    "latency|sluice-edge+connector|latency.p99|<=|1|latency|nginx-2hop|latency.p99|latency p99 through edge and connector vs two nginx hops (same rate)"
-    "scale|sluice-edge|rss_kib_per_tunnel.proxy|<=|2||||edge user-space memory per idle tunnel, KiB"
-    "scale|sluice-edge|rss_kib_per_channel.proxy|<=|1||||edge user-space memory per idle channel, KiB"
-)
-goal_args=()
-for g in "${GOALS[@]}"; do goal_args+=(--goal "$g"); done
-{
-    cat <<EOF
+cat > "$HEADER" <<EOF
 # Benchmarks
 
 One side-by-side run made by \`benches/compare.sh\` (ROUNDS=$ROUNDS, DUR=$DUR). Every figure
@@ -395,10 +414,4 @@ every round, are what count. Raw reports: \`benches/results/latest.jsonl\`.
 ## Results
 
 EOF
-    "$LG" report "$RESULTS" "${goal_args[@]}"
-    if [ -f "$ROOT/benches/compare-notes.md" ]; then
-        echo
-        cat "$ROOT/benches/compare-notes.md"
-    fi
-} > "$OUT"
-log "wrote $OUT"
+render
