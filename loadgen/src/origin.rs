@@ -91,8 +91,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         while let Some(chunk) = r.next_chunk(usize::MAX) {
             s.write_all(chunk).await?;
         }
+        // A TLS stream keeps the answer's last record buffered until flushed.
+        s.flush().await?;
         if r.wants_close() {
-            s.flush().await?;
             s.shutdown().await?;
             // Wait for the browser's end, so the close is orderly on both sides.
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
