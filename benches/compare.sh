@@ -12,6 +12,8 @@
 #   sluice-edge            browsers -> sluice edge -> loadgen tunnels (built-in origin)
 #   sluice-edge+connector  browsers -> sluice edge -> sluice connect -> origin
 #   sluice-edge-1w         the edge with one worker (worker scaling rows)
+#   sluice-edge-tuned-malloc  a prototype: the edge with GLIBC_TUNABLES keeping freed memory
+#                          mapped (bulk and connect rows only; see flamegraphs/README.md)
 #
 # Usage: benches/compare.sh            (ROUNDS=3 DUR=5 by default; about 25 minutes)
 #        ROUNDS=1 DUR=2 benches/compare.sh   (a quick look)
@@ -139,7 +141,7 @@ HAVE_SNITUN=0
 # ---- the contenders --------------------------------------------------------------------
 cd "$WORK"
 "$LG" keygen > keys.txt
-read -r P_NGX1 P_NGX2 P_NGXB P_EDGE P_ADMIN P_EDGE1 P_ADMIN1 <<< "$("$LG" free-ports 7 | tr '\n' ' ')"
+read -r P_NGX1 P_NGX2 P_NGXB P_EDGE P_ADMIN P_EDGE1 P_ADMIN1 P_EDGET P_ADMINT <<< "$("$LG" free-ports 9 | tr '\n' ' ')"
 
 start origin-raw "$LG" origin --addr-file origin-raw.addr --duration 7200
 PID_ORIGIN_RAW=$LAST_PID
@@ -181,6 +183,11 @@ PID_NGX_B=$LAST_PID
 # The Sluice edge (2 workers) with loadgen tunnels (1000 raw, 4 TLS) and two connectors.
 start edge "$SLUICE" edge --fernet-keys keys.txt --listen "127.0.0.1:$P_EDGE" --admin "127.0.0.1:$P_ADMIN" --workers 2
 PID_EDGE=$LAST_PID
+# A prototype, not a product setting: the same edge with glibc told not to hand freed memory
+# back to the kernel (see flamegraphs/README.md: the tunnel read buffers' page faults).
+TUNED_MALLOC=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432
+start edge-tuned env GLIBC_TUNABLES=$TUNED_MALLOC "$SLUICE" edge --fernet-keys keys.txt --listen "127.0.0.1:$P_EDGET" --admin "127.0.0.1:$P_ADMINT" --workers 2
+PID_EDGET=$LAST_PID
 start edge1 "$SLUICE" edge --fernet-keys keys.txt --listen "127.0.0.1:$P_EDGE1" --admin "127.0.0.1:$P_ADMIN1" --workers 1
 PID_EDGE1=$LAST_PID
 sleep 1
@@ -195,6 +202,9 @@ wait_line edge-tunnels-tls.out READY 60
 start edge1-tunnels "$LG" tunnels --peer-edge "$EDGE1" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN1" --duration 7200
 PID_EDGE1_TUN=$LAST_PID
 wait_line edge1-tunnels.out READY 120
+start edget-tunnels "$LG" tunnels --peer-edge "127.0.0.1:$P_EDGET" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMINT" --duration 7200
+PID_EDGET_TUN=$LAST_PID
+wait_line edget-tunnels.out READY 120
 "$SLUICE" token issue --fernet-keys keys.txt --hostname craw.bench.test --out craw.json > /dev/null
 "$SLUICE" token issue --fernet-keys keys.txt --hostname tlsconn.bench.test --out ctls.json > /dev/null
 start connector-raw "$SLUICE" connect --edge "$EDGE" --credentials craw.json --to "$ORIGIN_RAW"
@@ -256,6 +266,7 @@ add sluice-edge "$EDGE" 't{}.bench.test' 1000 "$EDGE" 'tls{}.bench.test' 4 \
 add sluice-edge+connector "$EDGE" 'craw.bench.test' 1 "$EDGE" 'tlsconn.bench.test' 1 \
     "--watch proxy=$PID_EDGE --watch proxy=$PID_CONN_RAW --watch home=$PID_ORIGIN_RAW" \
     "--watch proxy=$PID_EDGE --watch proxy=$PID_CONN_TLS --watch home=$PID_ORIGIN_TLS"
+add sluice-edge-tuned-malloc "127.0.0.1:$P_EDGET" 't{}.bench.test' 1000 "" "" 0 "--watch proxy=$PID_EDGET --watch home=$PID_EDGET_TUN" ""
 add sluice-edge-1w "$EDGE1" 't{}.bench.test' 1000 "" "" 0 "--watch proxy=$PID_EDGE1 --watch home=$PID_EDGE1_TUN" ""
 
 is_slow() { [[ $1 == snitun ]]; }
@@ -322,7 +333,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         run handshakes "$c" tls handshakes --concurrency 32 --duration "$DUR"
     done
     for c in "${CONTENDERS[@]}"; do
-        [ "$c" = sluice-edge-1w ] && continue
+        [[ $c == sluice-edge-1w || $c == sluice-edge-tuned-malloc ]] && continue
         run latency-max "$c" raw latency --conns 100 --size 1024 --rate 0 --duration "$DUR"
     done
     # The fixed rate: half the lowest maximum among the non-SniTun paths (so each runs at half
@@ -330,7 +341,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     common=$(for c in direct nginx-1hop nginx-2hop sluice-edge sluice-edge+connector; do fig latency-max "$c" req_per_s; done |
         python3 -c 'import sys; v=[float(x) for x in sys.stdin.read().split() if x]; print(int(min(v)/2) if v else 1000)')
     for c in "${CONTENDERS[@]}"; do
-        [ "$c" = sluice-edge-1w ] && continue
+        [[ $c == sluice-edge-1w || $c == sluice-edge-tuned-malloc ]] && continue
         own=$(fig latency-max "$c" req_per_s)
         own=$(python3 -c "print(max(10, int(float('${own:-2000}') / 2)))")
         if [[ $c != snitun* ]]; then
@@ -383,7 +394,8 @@ every round, are what count. Raw reports: \`benches/results/latest.jsonl\`.
 - $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) vCPUs, $(free -g | awk '/Mem:/{print $2}') GiB; kernel $(uname -r).
 - Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER (other engineers' builds share the machine).
 - $(rustc --version), $(nginx -v 2>&1), SniTun $([ "$HAVE_SNITUN" = 1 ] && "$SNITUN_PY" -c 'import importlib.metadata as m; print(m.version("snitun"))' || echo unavailable) on $([ "$HAVE_SNITUN" = 1 ] && "$SNITUN_PY" --version || echo -).
-- Edge: \`sluice edge --workers 2\` (io_uring, workers pinned to both CPUs); \`sluice-edge-1w\`: \`--workers 1\`.
+- Edge: \`sluice edge --workers 2\` (io_uring, workers pinned to both CPUs); \`sluice-edge-1w\`: \`--workers 1\`;
+  \`sluice-edge-tuned-malloc\`: a prototype, the same edge under \`GLIBC_TUNABLES=$TUNED_MALLOC\`.
   nginx: \`worker_processes 2\`, \`ssl_preread on; proxy_half_close on; proxy_buffer_size 64k\`,
   SNI map to the origin. SniTun: \`SniTunServerWorker\` with 2 workers, real \`ClientPeer\`
   clients (\`src/testkit/peers\`), tokens protocol 2 / aes-cbc. Connector: \`sluice connect\`,
