@@ -1,0 +1,233 @@
+//! The load generator's commands end to end against an in-process Sluice edge: tunnels (raw
+//! and TLS origins), then every scenario for a second or so, each checked for a sane report.
+//! Proves the home-server role speaks the protocol our edge expects, and that the browsers'
+//! checks (the answer pattern, the byte counts) pass.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_edge::EdgeConfig;
+use sluice_proto::token::FernetKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice-loadgen");
+
+/// A child process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `tunnels` and waits for its READY line.
+fn tunnels(edge: SocketAddr, admin: SocketAddr, keys: &Path, extra: &[&str]) -> Running {
+    let mut child = Command::new(BIN)
+        .arg("tunnels")
+        .args([
+            "--peer-edge",
+            &edge.to_string(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .arg("--fernet-keys")
+        .arg(keys)
+        .args(["--duration", "120", "--threads", "1"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tunnels starts");
+    let out = child.stdout.take().expect("piped");
+    let running = Running(child);
+    let line = BufReader::new(out)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    assert!(line.starts_with("READY"), "{line}");
+    assert!(!line.starts_with("READY 0/"), "{line}");
+    running
+}
+
+/// Runs a scenario with `--json` and returns its report.
+fn scenario(args: &[&str]) -> serde_json::Value {
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--json", "--quiet", "--threads", "2"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{args:?} took too long"
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON report")
+}
+
+fn fig(r: &serde_json::Value, k: &str) -> f64 {
+    r["figures"][k]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {k} in {r}"))
+}
+
+#[test]
+fn every_scenario_runs_against_an_in_process_edge() {
+    let key = FernetKey::generate(&mut StdRng::from_entropy());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, format!("{}\n", key.to_base64())).expect("key file");
+    let mut config = EdgeConfig::for_keys(vec![key]);
+    config.workers = 2;
+    config.admin = Some("127.0.0.1:0".parse().expect("addr"));
+    let edge = sluice_edge::start(config).expect("edge starts");
+    let at = edge.listen_addrs()[0];
+    let admin = edge.admin_addr().expect("admin");
+    let target = at.to_string();
+
+    let _raw = tunnels(at, admin, &keys, &["--tunnels", "4"]);
+    let _tls = tunnels(
+        at,
+        admin,
+        &keys,
+        &[
+            "--tunnels",
+            "2",
+            "--tunnel-tls",
+            "--hosts",
+            "tls{}.bench.test",
+        ],
+    );
+
+    let r = scenario(&[
+        "bulk",
+        "--target",
+        &target,
+        "--conns",
+        "2",
+        "--host-count",
+        "2",
+        "--size",
+        "33554432",
+        "--verify",
+    ]);
+    assert_eq!(fig(&r, "bytes"), 2.0 * 33554432.0, "{r}");
+    assert_eq!(fig(&r, "failed_conns"), 0.0, "{r}");
+
+    let r = scenario(&[
+        "bulk",
+        "--target",
+        &target,
+        "--tls",
+        "--hosts",
+        "tls{}.bench.test",
+        "--size",
+        "8388608",
+    ]);
+    assert_eq!(fig(&r, "bytes"), 8388608.0, "{r}");
+
+    let r = scenario(&[
+        "connect",
+        "--target",
+        &target,
+        "--host-count",
+        "4",
+        "--duration",
+        "1",
+    ]);
+    assert!(fig(&r, "connections") > 10.0, "{r}");
+    assert_eq!(fig(&r, "errors"), 0.0, "{r}");
+
+    let r = scenario(&[
+        "handshakes",
+        "--target",
+        &target,
+        "--hosts",
+        "tls{}.bench.test",
+        "--host-count",
+        "2",
+        "--duration",
+        "1",
+        "--concurrency",
+        "4",
+    ]);
+    assert!(fig(&r, "connections") > 5.0, "{r}");
+    assert_eq!(fig(&r, "errors"), 0.0, "{r}");
+
+    for rate in ["0", "500"] {
+        let r = scenario(&[
+            "latency",
+            "--target",
+            &target,
+            "--host-count",
+            "4",
+            "--conns",
+            "10",
+            "--rate",
+            rate,
+            "--duration",
+            "1",
+        ]);
+        assert_eq!(fig(&r, "conns_open"), 10.0, "{r}");
+        assert!(fig(&r, "requests") > 10.0, "{r}");
+        assert_eq!(fig(&r, "errors"), 0.0, "{r}");
+    }
+
+    let keys_arg = keys.to_string_lossy().into_owned();
+    let r = scenario(&[
+        "scale",
+        "--target",
+        &target,
+        "--peer-edge",
+        &target,
+        "--fernet-keys",
+        &keys_arg,
+        "--hosts",
+        "s{}.bench.test",
+        "--host-count",
+        "20",
+        "--tunnels",
+        "20",
+        "--channels",
+        "40",
+        "--settle",
+        "0.2",
+    ]);
+    assert_eq!(fig(&r, "tunnels_up"), 20.0, "{r}");
+    assert_eq!(fig(&r, "channels_up"), 40.0, "{r}");
+
+    let admin_arg = admin.to_string();
+    let r = scenario(&[
+        "handover",
+        "--target",
+        &target,
+        "--peer-edge",
+        &target,
+        "--fernet-keys",
+        &keys_arg,
+        "--admin",
+        &admin_arg,
+        "--hosts",
+        "h{}.bench.test",
+        "--probes",
+        "16",
+        "--rounds",
+        "1",
+        "--duration",
+        "1",
+    ]);
+    assert!(fig(&r, "connections.same") > 0.0, "{r}");
+    assert!(fig(&r, "connections.other") > 0.0, "{r}");
+    assert!(r["notes"].as_array().is_some_and(|n| n.is_empty()), "{r}");
+}
