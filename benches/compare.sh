@@ -404,6 +404,36 @@ every round, are what count. Raw reports: \`benches/results/latest.jsonl\`.
   browsers: rustls 0.23 (aws-lc-rs), X25519, TLS 1.3, certificate not verified (the
   CertificateVerify signature is).
 
+## Commands
+
+\`benches/compare.sh\` starts, once, every contender's processes, then per round and case runs
+the load generator once per contender (\`T\`: the contender's address, \`H\`/\`N\`: its host names,
+\`--watch proxy=PID\`: the path's processes, summed over their process trees):
+
+\`\`\`
+# far ends
+sluice-loadgen origin [--tls]                                    # direct, nginx, SniTun client, connector
+sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test'
+sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test'
+sluice edge --fernet-keys keys.txt --listen 127.0.0.1:P --admin 127.0.0.1:A --workers 2
+sluice connect --edge EDGE --credentials craw.json --to ORIGIN   # credentials from \`sluice token issue\`
+python src/testkit/peers/server.py --fernet-key K --mode worker --workers 2        # SniTun 0.47.0
+python src/testkit/peers/client.py --config real.json --server SNITUN --end ORIGIN # config: \`sluice-loadgen snitun-config\`
+nginx -c <temp dir>/nginx-{a,b}.conf -g 'daemon off;'            # config written by compare.sh
+# cases
+sluice-loadgen bulk       --target T --hosts H --host-count N --conns 1 --size 4294967296 --duration 20   # bulk-raw
+sluice-loadgen bulk       ... --conns 2 --size 2147483648                                              # bulk-raw-2conns
+sluice-loadgen bulk       ... --tls --conns 1 --size 2147483648                                        # bulk-tls
+sluice-loadgen connect    ... --concurrency 64 --duration 5                                            # connect
+sluice-loadgen handshakes ... --concurrency 32 --duration 5                                            # handshakes
+sluice-loadgen latency    ... --conns 100 --size 1024 --rate 0 --duration 5                            # latency-max
+sluice-loadgen latency    ... --conns 100 --size 1024 --rate R --duration 5                            # latency, latency-own-half
+sluice-loadgen handover --target EDGE --peer-edge EDGE --fernet-keys keys.txt --admin A --hosts 'h{}.bench.test' --duration 10 --cpus 0
+sluice-loadgen scale    --target T --peer-edge T --fernet-keys keys.txt --hosts 's{}.bench.test' --host-count 4000 --tunnels 4000 --channels 8000
+\`\`\`
+(every load command also gets \`--label\`, \`--case\`, \`--json\` and \`--quiet\`; SniTun's real
+client gets 256 MiB / 128 MiB downloads, as it moves under 100 MB/s).
+
 ## What each case does
 
 - \`bulk-raw\`: one connection sends a real ClientHello, then downloads 4 GiB (256 MiB for
