@@ -11,7 +11,6 @@
 use bytes::BytesMut;
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use rand::rngs::StdRng;
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -26,8 +25,8 @@ use sluice_proto::mux::{Blame, ChannelHandle, Event, Multiplexer, MuxError, Open
 use sluice_proto::peek::Peek;
 use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
 
-use super::Worker;
 use super::conn::Pending;
+use super::{SharedRng, Worker};
 use crate::io;
 use crate::metrics::{HandshakeFailure, Refusal, TunnelEnd, WorkerMetrics};
 use crate::sync::{Latch, Notify};
@@ -53,7 +52,7 @@ pub(super) struct ChannelSlot {
 pub(super) struct Tunnel {
     pub(super) names: Arc<[Hostname]>,
     pub(super) seq: u64,
-    mux: RefCell<Multiplexer<StdRng>>,
+    mux: RefCell<Multiplexer<SharedRng>>,
     slots: RefCell<Vec<Option<Rc<ChannelSlot>>>>,
     output: Notify,
     input: Notify,
@@ -107,7 +106,7 @@ impl Tunnel {
     }
 
     /// Runs `f` on the multiplexer, then acts on what it says.
-    pub(super) fn with_mux<T>(&self, f: impl FnOnce(&mut Multiplexer<StdRng>) -> T) -> T {
+    pub(super) fn with_mux<T>(&self, f: impl FnOnce(&mut Multiplexer<SharedRng>) -> T) -> T {
         let out = f(&mut self.mux.borrow_mut());
         self.dispatch();
         out
@@ -215,7 +214,7 @@ pub(super) async fn accept(
         return;
     }
     let now = Instant::now();
-    let mut mux = Multiplexer::new(session, w.config.mux.clone(), w.fork_rng(), now);
+    let mut mux = Multiplexer::new(session, w.config.mux.clone(), w.rng(), now);
     // The token's expiry as a deadline on this clock: a tunnel ends when its token does.
     let left = claims
         .expires_at()
@@ -294,10 +293,8 @@ async fn handshake(
             Ok(_) => {}
         }
     };
-    let (challenge, wire) = {
-        let mut rng = w.rng.borrow_mut();
-        ServerChallenge::new(&claims, &mut *rng).map_err(|e| classify(&e))?
-    };
+    let (challenge, wire) =
+        ServerChallenge::new(&claims, &mut w.rng()).map_err(|e| classify(&e))?;
     let (res, _) = stream.write_all(wire).await;
     res.map_err(|_| HandshakeFailure::Io)?;
     let answer = vec![0u8; challenge.answer_len()];
@@ -378,6 +375,8 @@ async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>, write_time
     let mut tx = Transmit::new();
     loop {
         if !t.mux.borrow().wants_output() {
+            // Nothing to send: do not keep the batch buffer while idle.
+            tx = Transmit::new();
             monoio::select! {
                 _ = t.output.wait() => continue,
                 _ = t.ended.wait() => return,
