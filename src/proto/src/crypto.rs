@@ -243,13 +243,11 @@ impl TunnelCipher {
         }
         match self.parts() {
             (Expanded::Aes(aes), Mode::Cbc { send, .. }) => {
-                out.copy_from_slice(plain);
-                for block in out.chunks_exact_mut(BLOCK) {
-                    for (b, p) in block.iter_mut().zip(send.iter()) {
-                        *b ^= p;
-                    }
-                    aes.encrypt_block(block.into());
-                    send.copy_from_slice(block);
+                for (p, c) in plain.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+                    let mut block = xor(p, send);
+                    aes.encrypt_block((&mut block).into());
+                    c.copy_from_slice(&block);
+                    *send = block;
                 }
                 Ok(())
             }
@@ -287,13 +285,12 @@ impl TunnelCipher {
                     return Err(CryptoError::BadLength);
                 }
                 for block in wire.chunks_exact_mut(BLOCK) {
-                    let mut next = [0u8; BLOCK];
-                    next.copy_from_slice(block);
-                    aes.decrypt_block(block.into());
-                    for (b, p) in block.iter_mut().zip(recv.iter()) {
-                        *b ^= p;
-                    }
-                    *recv = next;
+                    let mut ciphertext = [0u8; BLOCK];
+                    ciphertext.copy_from_slice(block);
+                    let mut plain = ciphertext;
+                    aes.decrypt_block((&mut plain).into());
+                    block.copy_from_slice(&xor(&plain, recv));
+                    *recv = ciphertext;
                 }
                 Ok(wire)
             }
@@ -321,6 +318,13 @@ impl TunnelCipher {
             _ => unreachable_mode(),
         }
     }
+}
+
+/// XOR of a 16-byte block with a chain value, as one 128-bit operation.
+fn xor(block: &[u8], chain: &[u8; BLOCK]) -> [u8; BLOCK] {
+    let mut b = [0u8; BLOCK];
+    b.copy_from_slice(block);
+    (u128::from_ne_bytes(b) ^ u128::from_ne_bytes(*chain)).to_ne_bytes()
 }
 
 /// The schedule is always built from `mode` (see `parts`), so the pairs always match.
