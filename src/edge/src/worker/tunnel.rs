@@ -33,6 +33,8 @@ use crate::sync::{Latch, Notify};
 
 /// Bytes read from a tunnel socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// A tunnel quiet for this long gives its buffers' memory back.
+const SHED_AFTER: Duration = Duration::from_secs(1);
 /// Bytes gathered for one vectored write to a tunnel.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -340,11 +342,21 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             continue;
         }
         if !hot && buf.is_empty() {
-            // Return an idle buffer's memory rather than keep it while the tunnel sleeps.
-            buf = BytesMut::new();
-            let ready = monoio::select! {
-                r = io::readable(&rd) => r,
+            // Wait for bytes without lending the kernel a buffer; after a quiet second, give the
+            // buffer's memory back too (not at every pause: that would allocate per burst).
+            let quick = monoio::select! {
+                r = monoio::time::timeout(SHED_AFTER, io::readable(&rd)) => r,
                 _ = t.ended.wait() => return,
+            };
+            let ready = match quick {
+                Ok(r) => r,
+                Err(_) => {
+                    buf = BytesMut::new();
+                    monoio::select! {
+                        r = io::readable(&rd) => r,
+                        _ = t.ended.wait() => return,
+                    }
+                }
             };
             if ready.is_err() {
                 return t.end(TunnelEnd::Io);
@@ -375,12 +387,19 @@ async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>, write_time
     let mut tx = Transmit::new();
     loop {
         if !t.mux.borrow().wants_output() {
-            // Nothing to send: do not keep the batch buffer while idle.
-            tx = Transmit::new();
-            monoio::select! {
-                _ = t.output.wait() => continue,
+            // Nothing to send. After a quiet second, give the batch buffer's memory back.
+            let woken = monoio::select! {
+                r = monoio::time::timeout(SHED_AFTER, t.output.wait()) => r.is_ok(),
                 _ = t.ended.wait() => return,
+            };
+            if !woken {
+                tx = Transmit::new();
+                monoio::select! {
+                    _ = t.output.wait() => {}
+                    _ = t.ended.wait() => return,
+                }
             }
+            continue;
         }
         let r = t
             .mux
