@@ -113,9 +113,12 @@ pub(crate) struct ConnectArgs {
 }
 
 pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread: a connector carries a handful of channels, and keeping every task on one
+    // thread avoids cross-CPU wakeups between the tunnel and channel tasks (about 50 µs each on
+    // a VM). Measured with sluice-loadgen latency through edge and connector: about 10 % more
+    // requests per second at saturation and a lower median at a fixed rate; bulk unchanged.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("sluice-connect")
         .build()?;
     rt.block_on(connect(args))
 }

@@ -242,6 +242,13 @@ async fn reconnects_with_backoff_after_the_edge_restarts() {
     registered(&first, 1).await;
     curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
 
+    // Hold the port while the edge is down: bound with SO_REUSEPORT like the edge's own
+    // sockets but not listening, so connections are refused and no ephemeral socket can take
+    // the port before the second edge binds it.
+    let hold = tokio::net::TcpSocket::new_v4().unwrap();
+    hold.set_reuseaddr(true).unwrap();
+    hold.set_reuseport(true).unwrap();
+    hold.bind(addr).unwrap();
     drop(first);
     // While the edge is down every attempt fails and the count grows.
     let backing_off = handle
@@ -260,6 +267,7 @@ async fn reconnects_with_backoff_after_the_edge_restarts() {
     );
 
     let second = edge(&key, Some(addr));
+    drop(hold);
     connected(&handle).await;
     registered(&second, 1).await;
     let got = curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
@@ -271,9 +279,11 @@ async fn a_dead_endpoint_closes_channels_and_keeps_the_tunnel() {
     init_logs();
     let pki = Pki::new();
     let leaf = pki.leaf(HOST);
-    let spot = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Bound but not listening: connections are refused, and no other socket can take the
+    // port meanwhile (closing it and binding again later races with ephemeral ports).
+    let spot = tokio::net::TcpSocket::new_v4().unwrap();
+    spot.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let dead = spot.local_addr().unwrap();
-    drop(spot);
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
@@ -294,7 +304,7 @@ async fn a_dead_endpoint_closes_channels_and_keeps_the_tunnel() {
     assert_eq!(handle.state(), up, "the tunnel stays up, not reconnected");
 
     // The home server comes back on its port: served through the same tunnel.
-    let listener = tokio::net::TcpListener::bind(dead).await.unwrap();
+    let listener = spot.listen(1024).unwrap();
     let _origin = Origin::start_on(listener, Some(leaf.server_config()));
     curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
     assert_eq!(handle.state(), up);

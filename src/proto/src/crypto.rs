@@ -20,10 +20,10 @@
 //! count, as this module does.)
 
 use aes::Aes256;
+use aes::cipher::{BlockDecrypt, BlockEncrypt};
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::Aes256GcmSiv;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use std::fmt;
 
 use crate::random::Random;
@@ -132,65 +132,100 @@ pub enum CryptoError {
 ///
 /// Units must be sealed in the order they go on the wire and opened in the order they came
 /// off it: CBC chains and GCM counters carry state from one unit to the next.
+///
+/// The expanded key schedule (about 1 KiB) exists only while the tunnel is in use:
+/// [`TunnelCipher::compact`] drops it, keeping the key and the chaining state (under 100
+/// bytes), and the next unit expands it again, which takes well under a microsecond.
 pub struct TunnelCipher {
-    inner: Inner,
+    key: [u8; KEY_LEN],
+    mode: Mode,
+    expanded: Option<Box<Expanded>>,
 }
 
-// One per tunnel, never moved on the data path: boxing would add an allocation and an
-// indirection per unit to save bytes only on AEAD tunnels.
-#[allow(clippy::large_enum_variant)]
-enum Inner {
+/// The chaining state of each direction: small, kept when compact.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The last ciphertext block of each direction (the token's IV at first).
     Cbc {
-        enc: cbc::Encryptor<Aes256>,
-        dec: cbc::Decryptor<Aes256>,
+        send: [u8; BLOCK],
+        recv: [u8; BLOCK],
     },
     Gcm {
-        aead: Aes256Gcm,
         send_prefix: [u8; 4],
         recv_prefix: [u8; 4],
         // `None` once the counter has used its last value.
         send_next: Option<u64>,
         recv_next: Option<u64>,
     },
-    Siv {
-        aead: Aes256GcmSiv,
-    },
+    Siv,
+}
+
+/// Key schedules. One AES-256 schedule serves both CBC directions.
+enum Expanded {
+    Aes(Aes256),
+    Gcm(Aes256Gcm),
+    Siv(Aes256GcmSiv),
 }
 
 impl TunnelCipher {
     /// Sets up the cipher for `role` from the token's key and IV.
     pub fn new(kind: CipherKind, key: &[u8; KEY_LEN], iv: &[u8; IV_LEN], role: Role) -> Self {
-        let inner = match kind {
-            CipherKind::AesCbc => Inner::Cbc {
-                enc: cbc::Encryptor::new(key.into(), iv.into()),
-                dec: cbc::Decryptor::new(key.into(), iv.into()),
+        let mode = match kind {
+            CipherKind::AesCbc => Mode::Cbc {
+                send: *iv,
+                recv: *iv,
             },
-            CipherKind::AesGcm => Inner::Gcm {
-                aead: Aes256Gcm::new(key.into()),
+            CipherKind::AesGcm => Mode::Gcm {
                 send_prefix: role.gcm_prefix(),
                 recv_prefix: role.peer().gcm_prefix(),
                 send_next: Some(0),
                 recv_next: Some(0),
             },
-            CipherKind::AesGcmSiv => Inner::Siv {
-                aead: Aes256GcmSiv::new(key.into()),
-            },
+            CipherKind::AesGcmSiv => Mode::Siv,
         };
-        Self { inner }
+        Self {
+            key: *key,
+            mode,
+            expanded: None,
+        }
     }
 
     /// Which cipher this is.
     pub fn kind(&self) -> CipherKind {
-        match self.inner {
-            Inner::Cbc { .. } => CipherKind::AesCbc,
-            Inner::Gcm { .. } => CipherKind::AesGcm,
-            Inner::Siv { .. } => CipherKind::AesGcmSiv,
+        match self.mode {
+            Mode::Cbc { .. } => CipherKind::AesCbc,
+            Mode::Gcm { .. } => CipherKind::AesGcm,
+            Mode::Siv => CipherKind::AesGcmSiv,
         }
     }
 
     /// Extra bytes each unit carries on the wire.
     pub fn overhead(&self) -> usize {
         self.kind().overhead()
+    }
+
+    /// Drops the expanded key schedule; the next unit rebuilds it. For idle tunnels.
+    pub fn compact(&mut self) {
+        self.expanded = None;
+    }
+
+    /// Whether the key schedule is expanded (the tunnel has been used since `compact`).
+    pub fn is_expanded(&self) -> bool {
+        self.expanded.is_some()
+    }
+
+    /// The key schedule and the chaining state, expanding the schedule if needed.
+    fn parts(&mut self) -> (&Expanded, &mut Mode) {
+        let key = &self.key;
+        let mode = self.mode;
+        let expanded = self.expanded.get_or_insert_with(|| {
+            Box::new(match mode {
+                Mode::Cbc { .. } => Expanded::Aes(Aes256::new(key.into())),
+                Mode::Gcm { .. } => Expanded::Gcm(Aes256Gcm::new(key.into())),
+                Mode::Siv => Expanded::Siv(Aes256GcmSiv::new(key.into())),
+            })
+        });
+        (expanded, &mut self.mode)
     }
 
     /// Encrypts `plain` into `out`, which must be exactly `plain.len() + overhead()` long.
@@ -206,20 +241,24 @@ impl TunnelCipher {
         if !plain.len().is_multiple_of(BLOCK) || out.len() != plain.len() + self.overhead() {
             return Err(CryptoError::BadLength);
         }
-        match &mut self.inner {
-            Inner::Cbc { enc, .. } => {
-                out.copy_from_slice(plain);
-                for block in out.chunks_exact_mut(BLOCK) {
-                    enc.encrypt_block_mut(block.into());
+        match self.parts() {
+            (Expanded::Aes(aes), Mode::Cbc { send, .. }) => {
+                for (p, c) in plain.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+                    let mut block = xor(p, send);
+                    aes.encrypt_block((&mut block).into());
+                    c.copy_from_slice(&block);
+                    *send = block;
                 }
                 Ok(())
             }
-            Inner::Gcm {
-                aead,
-                send_prefix,
-                send_next,
-                ..
-            } => {
+            (
+                Expanded::Gcm(aead),
+                Mode::Gcm {
+                    send_prefix,
+                    send_next,
+                    ..
+                },
+            ) => {
                 let counter = send_next.ok_or(CryptoError::NonceExhausted)?;
                 *send_next = counter.checked_add(1);
                 let (nonce, rest) = out.split_at_mut(NONCE_LEN);
@@ -227,11 +266,12 @@ impl TunnelCipher {
                 nonce[4..].copy_from_slice(&counter.to_be_bytes());
                 seal_aead(aead, nonce, plain, rest)
             }
-            Inner::Siv { aead } => {
+            (Expanded::Siv(aead), Mode::Siv) => {
                 let (nonce, rest) = out.split_at_mut(NONCE_LEN);
                 rng.fill(nonce);
                 seal_aead(aead, nonce, plain, rest)
             }
+            _ => unreachable_mode(),
         }
     }
 
@@ -239,22 +279,29 @@ impl TunnelCipher {
     ///
     /// `wire` is the whole unit as it came off the wire: `plain + overhead()` bytes.
     pub fn open<'a>(&mut self, wire: &'a mut [u8]) -> Result<&'a [u8], CryptoError> {
-        match &mut self.inner {
-            Inner::Cbc { dec, .. } => {
+        match self.parts() {
+            (Expanded::Aes(aes), Mode::Cbc { recv, .. }) => {
                 if !wire.len().is_multiple_of(BLOCK) {
                     return Err(CryptoError::BadLength);
                 }
                 for block in wire.chunks_exact_mut(BLOCK) {
-                    dec.decrypt_block_mut(block.into());
+                    let mut ciphertext = [0u8; BLOCK];
+                    ciphertext.copy_from_slice(block);
+                    let mut plain = ciphertext;
+                    aes.decrypt_block((&mut plain).into());
+                    block.copy_from_slice(&xor(&plain, recv));
+                    *recv = ciphertext;
                 }
                 Ok(wire)
             }
-            Inner::Gcm {
-                aead,
-                recv_prefix,
-                recv_next,
-                ..
-            } => {
+            (
+                Expanded::Gcm(aead),
+                Mode::Gcm {
+                    recv_prefix,
+                    recv_next,
+                    ..
+                },
+            ) => {
                 let counter = recv_next.ok_or(CryptoError::NonceExhausted)?;
                 let (nonce, rest) = split_unit(wire)?;
                 if nonce[..4] != recv_prefix[..] || nonce[4..] != counter.to_be_bytes() {
@@ -264,12 +311,26 @@ impl TunnelCipher {
                 *recv_next = counter.checked_add(1);
                 Ok(plain)
             }
-            Inner::Siv { aead } => {
+            (Expanded::Siv(aead), Mode::Siv) => {
                 let (nonce, rest) = split_unit(wire)?;
                 open_aead(aead, nonce, rest)
             }
+            _ => unreachable_mode(),
         }
     }
+}
+
+/// XOR of a 16-byte block with a chain value, as one 128-bit operation.
+fn xor(block: &[u8], chain: &[u8; BLOCK]) -> [u8; BLOCK] {
+    let mut b = [0u8; BLOCK];
+    b.copy_from_slice(block);
+    (u128::from_ne_bytes(b) ^ u128::from_ne_bytes(*chain)).to_ne_bytes()
+}
+
+/// The schedule is always built from `mode` (see `parts`), so the pairs always match.
+#[allow(clippy::panic)]
+fn unreachable_mode() -> ! {
+    panic!("tunnel cipher: key schedule does not match its mode")
 }
 
 impl fmt::Debug for TunnelCipher {
@@ -277,6 +338,7 @@ impl fmt::Debug for TunnelCipher {
         // Never print key material.
         f.debug_struct("TunnelCipher")
             .field("kind", &self.kind())
+            .field("expanded", &self.is_expanded())
             .finish_non_exhaustive()
     }
 }
@@ -483,7 +545,7 @@ mod tests {
     #[test]
     fn gcm_refuses_to_wrap_its_counter() {
         let mut c = TunnelCipher::new(CipherKind::AesGcm, &KEY, &IV, Role::Client);
-        if let Inner::Gcm { send_next, .. } = &mut c.inner {
+        if let Mode::Gcm { send_next, .. } = &mut c.mode {
             *send_next = Some(u64::MAX);
         }
         let mut out = [0; 32 + AEAD_OVERHEAD];
@@ -492,6 +554,43 @@ mod tests {
         assert_eq!(
             c.seal(&[0; 32], &mut out, &mut VectorPattern),
             Err(CryptoError::NonceExhausted)
+        );
+    }
+
+    #[test]
+    fn compacting_between_units_changes_nothing_on_the_wire() {
+        for kind in [
+            CipherKind::AesCbc,
+            CipherKind::AesGcm,
+            CipherKind::AesGcmSiv,
+        ] {
+            let mut plain_c = TunnelCipher::new(kind, &KEY, &IV, Role::Client);
+            let mut compact_c = TunnelCipher::new(kind, &KEY, &IV, Role::Client);
+            let mut server = TunnelCipher::new(kind, &KEY, &IV, Role::Server);
+            for i in 0..6u8 {
+                if i % 2 == 0 {
+                    compact_c.compact();
+                    server.compact();
+                    assert!(!compact_c.is_expanded());
+                }
+                let unit = [i; 32];
+                let a = seal(&mut plain_c, &unit, &mut VectorPattern);
+                let b = seal(&mut compact_c, &unit, &mut VectorPattern);
+                assert_eq!(a, b, "{kind} unit {i}");
+                assert!(compact_c.is_expanded());
+                let mut wire = b;
+                assert_eq!(server.open(&mut wire).unwrap(), &unit, "{kind} unit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_compact_cipher_is_small() {
+        // What an idle tunnel keeps: the key, the chaining state and a pointer.
+        assert!(
+            std::mem::size_of::<TunnelCipher>() <= 96,
+            "{}",
+            std::mem::size_of::<TunnelCipher>()
         );
     }
 

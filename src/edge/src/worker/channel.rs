@@ -25,7 +25,9 @@ use super::tunnel::{ChannelSlot, Tunnel};
 use crate::io;
 use crate::metrics::{Refusal, WorkerMetrics};
 
-/// Bytes read from a browser at a time (one frame's payload at most).
+/// Bytes of a browser read after it was idle.
+const FIRST_READ: usize = 16 * 1024;
+/// Bytes read from a browser at a time while it streams (one frame's payload at most).
 const READ_CHUNK: usize = sluice_proto::limits::MAX_SEND_FRAME_PAYLOAD;
 /// Bytes gathered for one vectored write to a browser.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -120,7 +122,9 @@ async fn pump_up(
                 return t.with_mux(|m| m.close(h));
             }
         }
-        let buf = BytesMut::with_capacity(READ_CHUNK);
+        // Most reads are small requests: start small, read big once a read fills the buffer.
+        let size = if hot { READ_CHUNK } else { FIRST_READ };
+        let buf = BytesMut::with_capacity(size);
         let (res, buf) = monoio::select! {
             r = rd.read(buf) => r,
             _ = slot.source_done.wait() => return,
@@ -128,7 +132,7 @@ async fn pump_up(
         match res {
             Ok(0) | Err(_) => return t.with_mux(|m| m.close(h)),
             Ok(n) => {
-                hot = n == READ_CHUNK;
+                hot = n == size;
                 WorkerMetrics::add(&w.m().bytes_to_tunnels, n);
                 // A closed channel refuses the data; the down pump is ending it anyway.
                 let _ = t.with_mux(|m| m.send(h, buf.freeze(), Instant::now()));

@@ -28,6 +28,16 @@ use crate::routes::Routes;
 use crate::sync::Latch;
 use tunnel::Tunnel;
 
+/// A worker's CSPRNG, shared by its tasks (one thread: a `RefCell` suffices).
+#[derive(Clone)]
+pub(crate) struct SharedRng(Rc<RefCell<StdRng>>);
+
+impl sluice_proto::Random for SharedRng {
+    fn fill(&mut self, dest: &mut [u8]) {
+        rand::RngCore::fill_bytes(&mut *self.0.borrow_mut(), dest);
+    }
+}
+
 /// A worker's share of the edge-wide limits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shares {
@@ -48,7 +58,7 @@ pub(crate) struct Worker {
     peers: Vec<UnboundedSender<Message>>,
     /// The edge-wide registration counter (touched once per tunnel handshake).
     seq: Arc<AtomicU64>,
-    rng: RefCell<StdRng>,
+    rng: SharedRng,
     shares: Shares,
     /// Connections still reading their hello or tunnel handshake.
     pending: Cell<usize>,
@@ -82,7 +92,7 @@ impl Worker {
             tunnels: RefCell::new(Slab::new()),
             peers,
             seq,
-            rng: RefCell::new(StdRng::from_entropy()),
+            rng: SharedRng(Rc::new(RefCell::new(StdRng::from_entropy()))),
             shares,
             pending: Cell::new(0),
             connections: Cell::new(0),
@@ -99,10 +109,10 @@ impl Worker {
         self.keys.borrow().clone()
     }
 
-    /// A generator for a new tunnel, seeded from this worker's.
-    pub(crate) fn fork_rng(&self) -> StdRng {
-        // A CSPRNG seeded from another CSPRNG; `from_rng` on StdRng cannot fail.
-        StdRng::from_rng(&mut *self.rng.borrow_mut()).unwrap_or_else(|_| StdRng::from_entropy())
+    /// The worker's random source, for a new tunnel. Shared by all the worker's tunnels: one
+    /// generator per tunnel would cost 320 bytes each.
+    pub(crate) fn rng(&self) -> SharedRng {
+        self.rng.clone()
     }
 
     /// Runs the worker until shutdown completes.

@@ -11,7 +11,6 @@
 use bytes::BytesMut;
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use rand::rngs::StdRng;
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -26,14 +25,16 @@ use sluice_proto::mux::{Blame, ChannelHandle, Event, Multiplexer, MuxError, Open
 use sluice_proto::peek::Peek;
 use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
 
-use super::Worker;
 use super::conn::Pending;
+use super::{SharedRng, Worker};
 use crate::io;
 use crate::metrics::{HandshakeFailure, Refusal, TunnelEnd, WorkerMetrics};
 use crate::sync::{Latch, Notify};
 
 /// Bytes read from a tunnel socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// A tunnel quiet for this long gives its buffers' memory back.
+const SHED_AFTER: Duration = Duration::from_secs(1);
 /// Bytes gathered for one vectored write to a tunnel.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -53,7 +54,7 @@ pub(super) struct ChannelSlot {
 pub(super) struct Tunnel {
     pub(super) names: Arc<[Hostname]>,
     pub(super) seq: u64,
-    mux: RefCell<Multiplexer<StdRng>>,
+    mux: RefCell<Multiplexer<SharedRng>>,
     slots: RefCell<Vec<Option<Rc<ChannelSlot>>>>,
     output: Notify,
     input: Notify,
@@ -107,7 +108,7 @@ impl Tunnel {
     }
 
     /// Runs `f` on the multiplexer, then acts on what it says.
-    pub(super) fn with_mux<T>(&self, f: impl FnOnce(&mut Multiplexer<StdRng>) -> T) -> T {
+    pub(super) fn with_mux<T>(&self, f: impl FnOnce(&mut Multiplexer<SharedRng>) -> T) -> T {
         let out = f(&mut self.mux.borrow_mut());
         self.dispatch();
         out
@@ -215,7 +216,7 @@ pub(super) async fn accept(
         return;
     }
     let now = Instant::now();
-    let mut mux = Multiplexer::new(session, w.config.mux.clone(), w.fork_rng(), now);
+    let mut mux = Multiplexer::new(session, w.config.mux.clone(), w.rng(), now);
     // The token's expiry as a deadline on this clock: a tunnel ends when its token does.
     let left = claims
         .expires_at()
@@ -294,10 +295,8 @@ async fn handshake(
             Ok(_) => {}
         }
     };
-    let (challenge, wire) = {
-        let mut rng = w.rng.borrow_mut();
-        ServerChallenge::new(&claims, &mut *rng).map_err(|e| classify(&e))?
-    };
+    let (challenge, wire) =
+        ServerChallenge::new(&claims, &mut w.rng()).map_err(|e| classify(&e))?;
     let (res, _) = stream.write_all(wire).await;
     res.map_err(|_| HandshakeFailure::Io)?;
     let answer = vec![0u8; challenge.answer_len()];
@@ -343,11 +342,21 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             continue;
         }
         if !hot && buf.is_empty() {
-            // Return an idle buffer's memory rather than keep it while the tunnel sleeps.
-            buf = BytesMut::new();
-            let ready = monoio::select! {
-                r = io::readable(&rd) => r,
+            // Wait for bytes without lending the kernel a buffer; after a quiet second, give the
+            // buffer's memory back too (not at every pause: that would allocate per burst).
+            let quick = monoio::select! {
+                r = monoio::time::timeout(SHED_AFTER, io::readable(&rd)) => r,
                 _ = t.ended.wait() => return,
+            };
+            let ready = match quick {
+                Ok(r) => r,
+                Err(_) => {
+                    buf = BytesMut::new();
+                    monoio::select! {
+                        r = io::readable(&rd) => r,
+                        _ = t.ended.wait() => return,
+                    }
+                }
             };
             if ready.is_err() {
                 return t.end(TunnelEnd::Io);
@@ -378,10 +387,19 @@ async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>, write_time
     let mut tx = Transmit::new();
     loop {
         if !t.mux.borrow().wants_output() {
-            monoio::select! {
-                _ = t.output.wait() => continue,
+            // Nothing to send. After a quiet second, give the batch buffer's memory back.
+            let woken = monoio::select! {
+                r = monoio::time::timeout(SHED_AFTER, t.output.wait()) => r.is_ok(),
                 _ = t.ended.wait() => return,
+            };
+            if !woken {
+                tx = Transmit::new();
+                monoio::select! {
+                    _ = t.output.wait() => {}
+                    _ = t.ended.wait() => return,
+                }
             }
+            continue;
         }
         let r = t
             .mux

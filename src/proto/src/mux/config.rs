@@ -35,6 +35,9 @@ pub struct MuxConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a channel may carry no data either way before it is closed.
     pub channel_idle_timeout: Option<Duration>,
+    /// After this long without a frame either way, the tunnel drops its expanded key schedule
+    /// and spare queue capacity (about 1 KiB); the next frame rebuilds them.
+    pub compact_after: Option<Duration>,
 }
 
 impl MuxConfig {
@@ -55,6 +58,7 @@ impl MuxConfig {
             // every 50 s.
             idle_timeout: Some(Duration::from_secs(120)),
             channel_idle_timeout: Some(Duration::from_secs(120)),
+            compact_after: Some(Duration::from_secs(2)),
         }
     }
 
@@ -92,6 +96,7 @@ impl MuxConfig {
         }
         if self.idle_timeout.is_some_and(|d| d.is_zero())
             || self.channel_idle_timeout.is_some_and(|d| d.is_zero())
+            || self.compact_after.is_some_and(|d| d.is_zero())
         {
             return fail("idle timeouts must be positive");
         }

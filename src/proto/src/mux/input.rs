@@ -87,6 +87,7 @@ impl<R: Random> Multiplexer<R> {
                         .try_into()
                         .map_err(|_| MuxError::Crypto(CryptoError::BadLength))?;
                     self.stats.frames_in += 1;
+                    self.timers.framed(now);
                     self.input = self.on_header(Header::decode(plain), now)?;
                 }
                 InputState::NewPayload { header } => {

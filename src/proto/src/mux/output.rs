@@ -101,6 +101,9 @@ impl<R: Random> Multiplexer<R> {
     }
 
     fn fill(&mut self, tx: &mut Transmit, limit: usize, now: Instant) -> Result<(), MuxError> {
+        if self.wants_output() {
+            self.timers.framed(now);
+        }
         while tx.len() < limit && tx.segment_count() < MAX_SEGMENTS {
             if let Some(control) = self.control.pop_front() {
                 self.emit_control(tx, control)?;

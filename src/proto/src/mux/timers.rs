@@ -13,6 +13,8 @@ const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub(super) struct Timers {
     last_rx: Instant,
+    /// Last frame either way, for compaction.
+    last_frame: Instant,
     next_ping: Option<Instant>,
     pong_due: Option<Instant>,
     next_sweep: Option<Instant>,
@@ -23,6 +25,7 @@ impl Timers {
     pub(super) fn new(config: &MuxConfig, now: Instant) -> Self {
         Self {
             last_rx: now,
+            last_frame: now,
             next_ping: config.ping_interval.map(|d| now + d),
             pong_due: None,
             next_sweep: config.channel_idle_timeout.map(|d| now + sweep_interval(d)),
@@ -32,6 +35,10 @@ impl Timers {
 
     pub(super) fn received(&mut self, now: Instant) {
         self.last_rx = now;
+    }
+
+    pub(super) fn framed(&mut self, now: Instant) {
+        self.last_frame = now;
     }
 
     pub(super) fn pong_received(&mut self) {
@@ -61,6 +68,10 @@ impl<R: Random> Multiplexer<R> {
             t.pong_due,
             self.config.idle_timeout.map(|d| t.last_rx + d),
             t.next_sweep.filter(|_| !self.channels.is_empty()),
+            self.config
+                .compact_after
+                .filter(|_| self.cipher.is_expanded())
+                .map(|d| t.last_frame + d),
         ]
         .into_iter()
         .flatten()
@@ -111,6 +122,14 @@ impl<R: Random> Multiplexer<R> {
             self.timers.next_sweep = Some(now + sweep_interval(idle));
             self.close_idle_channels(now, idle);
         }
+        if self
+            .config
+            .compact_after
+            .is_some_and(|d| now >= self.timers.last_frame + d)
+            && self.cipher.is_expanded()
+        {
+            self.compact();
+        }
         Ok(())
     }
 
@@ -128,6 +147,21 @@ impl<R: Random> Multiplexer<R> {
                 channel,
                 cause: CloseCause::Idle,
             });
+        }
+    }
+}
+
+impl<R: Random> Multiplexer<R> {
+    /// Drops what an idle tunnel does not need: the expanded key schedule and spare queue
+    /// capacity. Runs by itself after `compact_after`; harmless at any time.
+    pub fn compact(&mut self) {
+        self.cipher.compact();
+        self.control.shrink_to_fit();
+        self.ready.shrink_to_fit();
+        self.events.shrink_to_fit();
+        if self.channels.is_empty() {
+            self.channels.shrink_to_fit();
+            self.by_id.shrink_to_fit();
         }
     }
 }

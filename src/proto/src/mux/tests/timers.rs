@@ -19,9 +19,23 @@ fn the_client_pings_and_the_server_answers() {
     assert_eq!(p.server.mux.stats().frames_out, 10);
 }
 
+/// A pair whose timers are only the ones under test.
+fn no_compaction(cipher: CipherKind, version: ProtocolVersion) -> Pair {
+    let off = |c: MuxConfig| MuxConfig {
+        compact_after: None,
+        ..c
+    };
+    Pair::with_config(
+        cipher,
+        version,
+        off(MuxConfig::server()),
+        off(MuxConfig::client()),
+    )
+}
+
 #[test]
 fn an_unanswered_ping_ends_the_tunnel() {
-    let mut p = Pair::new(CipherKind::AesCbc, ProtocolVersion::V0);
+    let mut p = no_compaction(CipherKind::AesCbc, ProtocolVersion::V0);
     let t0 = p.now;
     // The server goes silent: the client's ping at 50 s is never answered.
     p.client
@@ -50,7 +64,7 @@ fn an_unanswered_ping_ends_the_tunnel() {
 
 #[test]
 fn a_silent_tunnel_times_out_on_the_server() {
-    let mut p = Pair::new(CipherKind::AesCbc, ProtocolVersion::V1);
+    let mut p = no_compaction(CipherKind::AesCbc, ProtocolVersion::V1);
     let t0 = p.now;
     assert_eq!(
         p.server.mux.poll_timeout(),
@@ -97,10 +111,36 @@ fn idle_channels_are_closed_and_busy_ones_kept() {
 
 #[test]
 fn the_token_deadline_ends_the_tunnel() {
-    let mut p = Pair::new(CipherKind::AesGcm, ProtocolVersion::V2);
+    let mut p = no_compaction(CipherKind::AesGcm, ProtocolVersion::V2);
     let at = p.now + Duration::from_secs(7);
     p.server.mux.set_deadline(at);
     assert_eq!(p.server.mux.poll_timeout(), Some(at));
     p.advance(Duration::from_secs(8));
     assert_eq!(p.server.error, Some(MuxError::Expired));
+}
+
+#[test]
+fn an_idle_tunnel_compacts_and_wakes_up_intact() {
+    let mut p = Pair::new(CipherKind::AesGcm, ProtocolVersion::V2);
+    let (s, c) = p.open();
+    assert!(p.server.mux.cipher.is_expanded() && p.client.mux.cipher.is_expanded());
+    // Both sides compact after two quiet seconds (the server's poll_timeout says when).
+    let before = p.now;
+    p.advance(Duration::from_secs(3));
+    assert!(!p.server.mux.cipher.is_expanded() && !p.client.mux.cipher.is_expanded());
+    assert!(p.server.error.is_none() && p.client.error.is_none());
+    // Traffic after compaction: the cipher state carried over, nothing is lost.
+    p.server
+        .mux
+        .send(s, Bytes::from_static(b"after a nap"), p.now)
+        .unwrap();
+    p.client
+        .mux
+        .send(c, Bytes::from_static(b"me too"), p.now)
+        .unwrap();
+    p.drive();
+    assert_eq!(p.client.received[&c], b"after a nap");
+    assert_eq!(p.server.received[&s], b"me too");
+    assert!(p.server.mux.cipher.is_expanded());
+    assert!(p.now >= before + Duration::from_secs(3));
 }
