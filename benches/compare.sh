@@ -193,18 +193,21 @@ PID_EDGE1=$LAST_PID
 sleep 1
 EDGE=127.0.0.1:$P_EDGE
 EDGE1=127.0.0.1:$P_EDGE1
-start edge-tunnels "$LG" tunnels --peer-edge "$EDGE" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --duration 7200
+# Tunnels are placed on the workers in turn (tunnel i on worker i mod 2: `--place`), so that
+# every edge serves host t0 from worker 0 and t1 from worker 1: the kernel's SO_REUSEPORT hash
+# would otherwise pick, and which core serves a download changes its CPU cost on this VM.
+start edge-tunnels "$LG" tunnels --peer-edge "$EDGE" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --place 0,1 --duration 7200
 PID_EDGE_TUN=$LAST_PID
-wait_line edge-tunnels.out READY 120
+wait_line edge-tunnels.out READY 300
 start edge-tunnels-tls "$LG" tunnels --peer-edge "$EDGE" --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --duration 7200
 PID_EDGE_TUN_TLS=$LAST_PID
 wait_line edge-tunnels-tls.out READY 60
-start edge1-tunnels "$LG" tunnels --peer-edge "$EDGE1" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN1" --duration 7200
+start edge1-tunnels "$LG" tunnels --peer-edge "$EDGE1" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN1" --place 0 --duration 7200
 PID_EDGE1_TUN=$LAST_PID
-wait_line edge1-tunnels.out READY 120
-start edget-tunnels "$LG" tunnels --peer-edge "127.0.0.1:$P_EDGET" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMINT" --duration 7200
+wait_line edge1-tunnels.out READY 300
+start edget-tunnels "$LG" tunnels --peer-edge "127.0.0.1:$P_EDGET" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMINT" --place 0,1 --duration 7200
 PID_EDGET_TUN=$LAST_PID
-wait_line edget-tunnels.out READY 120
+wait_line edget-tunnels.out READY 300
 "$SLUICE" token issue --fernet-keys keys.txt --hostname craw.bench.test --out craw.json > /dev/null
 "$SLUICE" token issue --fernet-keys keys.txt --hostname tlsconn.bench.test --out ctls.json > /dev/null
 start connector-raw "$SLUICE" connect --edge "$EDGE" --credentials craw.json --to "$ORIGIN_RAW"
