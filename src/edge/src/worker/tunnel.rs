@@ -1,9 +1,10 @@
-//! A tunnel: the handshake, then three tasks around one [`Multiplexer`] until it ends.
+//! A tunnel: the handshake, then the tasks around one [`Multiplexer`] until it ends.
 //!
-//! - the reader feeds the socket's bytes to the multiplexer (and stops reading while the
-//!   multiplexer is stalled by an undrained channel);
-//! - the writer sends what the multiplexer produces, in vectored batches;
-//! - the timer runs keepalive, idle and token-expiry deadlines.
+//! - the reader (the tunnel's own task) feeds the socket's bytes to the multiplexer, stops
+//!   reading while the multiplexer is stalled by an undrained channel, and runs its timers
+//!   (keepalive, idle, token expiry);
+//! - a writer task, started when there is output and gone after a quiet second, sends what
+//!   the multiplexer produces in vectored batches.
 //!
 //! Browser connections attach to it as channels ([`super::channel`]). When the tunnel ends,
 //! for whatever reason, every one of its browsers is closed and its routes are released.
