@@ -168,6 +168,7 @@ fn unknown_flows_and_unknown_channels_are_ignored() {
         ],
     );
     s.write_all(&bytes).unwrap();
+    support::registered(&edge, 1);
     // The tunnel is alive and serving: a browser's NEW reaches us.
     let mut b = browser(addr);
     b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
@@ -495,4 +496,30 @@ fn at_a_limit_the_newcomer_is_refused_and_the_rest_served() {
     );
     drop(held);
     assert!(wait_for(Duration::from_secs(2), || echo_round_trip(addr, HOST).ok()).is_some());
+}
+
+#[test]
+fn an_idle_tunnel_sheds_its_buffers_and_wakes_up_intact() {
+    for io in support::DRIVERS {
+        let (edge, key) = edge(io, 1, |_| {});
+        let addr = edge.listen_addrs()[0];
+        let _peer = support::attach(
+            &edge,
+            addr,
+            &Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesGcm),
+            echo_server(),
+        )
+        .unwrap();
+        echo_round_trip(addr, HOST).unwrap();
+        // Longer than the edge's quiet second (buffers, writer task) and the multiplexer's
+        // two seconds (key schedule): everything idle is given back, then traffic resumes.
+        std::thread::sleep(Duration::from_millis(2500));
+        echo_round_trip(addr, HOST).unwrap_or_else(|e| panic!("{io:?}: {e}"));
+        let mut b = browser(addr);
+        b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
+        let big = vec![0x5a; 300_000];
+        b.write_all(&big).unwrap();
+        let back = read_n(&mut b, hello::client_hello(Some(HOST), 0).len() + big.len()).unwrap();
+        assert!(back.ends_with(&big), "{io:?}");
+    }
 }

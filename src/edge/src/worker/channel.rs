@@ -141,7 +141,12 @@ async fn pump_up(
     }
 }
 
-async fn pump_down(w: &Worker, t: &Tunnel, slot: &ChannelSlot, mut wr: OwnedWriteHalf<TcpStream>) {
+async fn pump_down(
+    w: &Worker,
+    t: &Rc<Tunnel>,
+    slot: &ChannelSlot,
+    mut wr: OwnedWriteHalf<TcpStream>,
+) {
     let h = slot.handle;
     let write_timeout = w.config.timeouts.write;
     loop {

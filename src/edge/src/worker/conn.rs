@@ -252,7 +252,13 @@ pub(super) async fn route(
     };
     match w.lookup(&sni) {
         Some(r) if r.worker == w.id => match r.tunnel.and_then(|k| w.tunnel(k)) {
-            Some(t) => channel::serve(w, t, stream, preamble, caller, record_version).await,
+            // A task of its own, sized for proxying, not for reading hellos and handshakes.
+            Some(t) => {
+                monoio::spawn(
+                    channel::serve(w, t, stream, preamble, caller, record_version)
+                        .in_current_span(),
+                );
+            }
             None => refuse(&w, stream, unknown()).await,
         },
         Some(r) if hops < MAX_HOPS => {

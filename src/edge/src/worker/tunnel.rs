@@ -1,9 +1,10 @@
-//! A tunnel: the handshake, then three tasks around one [`Multiplexer`] until it ends.
+//! A tunnel: the handshake, then the tasks around one [`Multiplexer`] until it ends.
 //!
-//! - the reader feeds the socket's bytes to the multiplexer (and stops reading while the
-//!   multiplexer is stalled by an undrained channel);
-//! - the writer sends what the multiplexer produces, in vectored batches;
-//! - the timer runs keepalive, idle and token-expiry deadlines.
+//! - the reader (the tunnel's own task) feeds the socket's bytes to the multiplexer, stops
+//!   reading while the multiplexer is stalled by an undrained channel, and runs its timers
+//!   (keepalive, idle, token expiry);
+//! - a writer task, started when there is output and gone after a quiet second, sends what
+//!   the multiplexer produces in vectored batches.
 //!
 //! Browser connections attach to it as channels ([`super::channel`]). When the tunnel ends,
 //! for whatever reason, every one of its browsers is closed and its routes are released.
@@ -56,9 +57,16 @@ pub(super) struct Tunnel {
     pub(super) seq: u64,
     mux: RefCell<Multiplexer<SharedRng>>,
     slots: RefCell<Vec<Option<Rc<ChannelSlot>>>>,
+    /// Wakes a running writer task.
     output: Notify,
+    /// Input may be consumed again after a stall.
     input: Notify,
+    /// A deadline may have moved earlier (the first channel arms the idle sweep).
     timer: Notify,
+    /// The socket's write half while no writer task runs: an idle tunnel has no writer task.
+    writer: RefCell<Option<OwnedWriteHalf<TcpStream>>>,
+    write_timeout: Duration,
+    span: tracing::Span,
     pub(super) ended: Latch,
     end_cause: Cell<Option<TunnelEnd>>,
 }
@@ -66,7 +74,7 @@ pub(super) struct Tunnel {
 impl Tunnel {
     /// Opens a channel for a browser and queues its hello.
     pub(super) fn open(
-        &self,
+        self: &Rc<Self>,
         caller: IpAddr,
         hello: bytes::Bytes,
     ) -> Result<Rc<ChannelSlot>, OpenError> {
@@ -97,7 +105,7 @@ impl Tunnel {
     }
 
     /// Forgets a channel's slot; closes the channel if it is still open.
-    pub(super) fn detach(&self, handle: ChannelHandle) {
+    pub(super) fn detach(self: &Rc<Self>, handle: ChannelHandle) {
         self.mux.borrow_mut().close(handle);
         if let Some(s) = self.slots.borrow_mut().get_mut(handle.index())
             && s.as_ref().is_some_and(|s| s.handle == handle)
@@ -108,14 +116,17 @@ impl Tunnel {
     }
 
     /// Runs `f` on the multiplexer, then acts on what it says.
-    pub(super) fn with_mux<T>(&self, f: impl FnOnce(&mut Multiplexer<SharedRng>) -> T) -> T {
+    pub(super) fn with_mux<T>(
+        self: &Rc<Self>,
+        f: impl FnOnce(&mut Multiplexer<SharedRng>) -> T,
+    ) -> T {
         let out = f(&mut self.mux.borrow_mut());
         self.dispatch();
         out
     }
 
     /// Wakes whoever the multiplexer's events concern.
-    fn dispatch(&self) {
+    fn dispatch(self: &Rc<Self>) {
         let mut mux = self.mux.borrow_mut();
         let slots = self.slots.borrow();
         let slot = |h: ChannelHandle| {
@@ -146,9 +157,37 @@ impl Tunnel {
                 Event::Opened { .. } => {}
             }
         }
-        if mux.wants_output() {
-            self.output.notify();
+        let output = mux.wants_output();
+        drop((mux, slots));
+        if output {
+            self.kick_writer();
         }
+    }
+
+    /// Makes sure a writer task runs: wakes it, or starts one with the parked write half.
+    fn kick_writer(self: &Rc<Self>) {
+        let parked = self.writer.borrow_mut().take();
+        match parked {
+            Some(wr) if !self.ended.is_set() => {
+                monoio::spawn(write_loop(self.clone(), wr).instrument(self.span.clone()));
+            }
+            _ => self.output.notify(),
+        }
+    }
+
+    /// Runs the multiplexer's timers if one is due; returns the next deadline.
+    fn run_timers(self: &Rc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        let due = self.mux.borrow().poll_timeout().is_some_and(|at| at <= now);
+        if due {
+            let r = self.mux.borrow_mut().handle_timeout(now);
+            self.dispatch();
+            if let Err(e) = r {
+                debug!(error = %e, "tunnel timer");
+                self.end_with(&e);
+            }
+        }
+        self.mux.borrow().poll_timeout()
     }
 
     /// Ends the tunnel (first cause wins): every task and browser sees the latch.
@@ -224,6 +263,7 @@ pub(super) async fn accept(
         .unwrap_or(Duration::ZERO);
     mux.set_deadline(now + left);
     let names: Arc<[Hostname]> = claims.names().cloned().collect::<Vec<_>>().into();
+    let names0 = names[0].clone();
     let t = Rc::new(Tunnel {
         names,
         seq: w.next_seq(),
@@ -232,35 +272,45 @@ pub(super) async fn accept(
         output: Notify::default(),
         input: Notify::default(),
         timer: Notify::default(),
+        writer: RefCell::new(None),
+        write_timeout: w.config.timeouts.write,
+        span: info_span!("tunnel", host = %names0, %peer, %caller),
         ended: Latch::default(),
         end_cause: Cell::new(None),
     });
-    let span = info_span!("tunnel", host = %t.names[0], %peer, %caller);
-    async move {
-        info!(
-            aliases = t.names.len() - 1,
-            version = %claims.protocol_version,
-            cipher = %claims.cipher,
-            "tunnel connected"
-        );
-        let key = w.register(&t);
-        WorkerMetrics::inc(&w.m().tunnels_accepted);
-        WorkerMetrics::gauge(&w.m().tunnels, 1);
-        let (rd, wr) = stream.into_split();
-        let reader = monoio::spawn(read_loop(t.clone(), rd).in_current_span());
-        let writer =
-            monoio::spawn(write_loop(t.clone(), wr, w.config.timeouts.write).in_current_span());
-        timer_loop(t.clone()).await;
-        reader.await;
-        writer.await;
-        let cause = t.end_cause.get().unwrap_or(TunnelEnd::Io);
-        info!(cause = cause.label(), "tunnel ended");
-        w.m().tunnel_ended(cause);
-        WorkerMetrics::gauge(&w.m().tunnels, -1);
-        w.unregister(key, &t);
-    }
-    .instrument(span)
-    .await
+    let span = t.span.clone();
+    // The tunnel lives in a task of its own: the handshake's state (this future) is freed now
+    // instead of being carried, at its largest size, for the tunnel's lifetime.
+    let version = claims.protocol_version;
+    let cipher = claims.cipher;
+    monoio::spawn(
+        async move {
+            info!(aliases = t.names.len() - 1, %version, %cipher, "tunnel connected");
+            serve(w, t, stream).await;
+        }
+        .instrument(span),
+    );
+}
+
+/// Registers a tunnel, runs it until it ends, then cleans up.
+///
+/// An idle tunnel is this one task, waiting for readability or its next deadline; a writer
+/// task exists only while there is something to send.
+async fn serve(w: Rc<Worker>, t: Rc<Tunnel>, stream: TcpStream) {
+    let key = w.register(&t);
+    WorkerMetrics::inc(&w.m().tunnels_accepted);
+    WorkerMetrics::gauge(&w.m().tunnels, 1);
+    let (rd, wr) = stream.into_split();
+    *t.writer.borrow_mut() = Some(wr);
+    read_loop(t.clone(), rd).await;
+    // Make sure every waiter sees the end, then let go of the socket.
+    t.end(TunnelEnd::Io);
+    t.writer.borrow_mut().take();
+    let cause = t.end_cause.get().unwrap_or(TunnelEnd::Io);
+    info!(cause = cause.label(), "tunnel ended");
+    w.m().tunnel_ended(cause);
+    WorkerMetrics::gauge(&w.m().tunnels, -1);
+    w.unregister(key, &t);
 }
 
 type Accepted = (
@@ -319,18 +369,32 @@ fn classify(e: &HandshakeError) -> HandshakeFailure {
     }
 }
 
+/// Reads the socket into the multiplexer and runs its timers, until the tunnel ends.
 async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
     let mut buf = BytesMut::new();
     // After a read that filled the buffer, more is likely waiting: read again at once.
     // Otherwise wait for readability first, so an idle tunnel lends the kernel no buffer.
     let mut hot = false;
+    // When the tunnel last went quiet, to give the buffer back after a quiet second.
+    let mut quiet_since: Option<Instant> = None;
     loop {
+        let next = t.run_timers();
         if t.ended.is_set() {
             return;
         }
+        // Timers are only raced against waits that hold no buffer and consume no bytes.
+        let wake_at = |shed: Option<Instant>| {
+            let at = [next, shed].into_iter().flatten().min();
+            match at {
+                Some(at) => monoio::time::sleep_until(monoio::time::Instant::from_std(at)),
+                None => monoio::time::sleep(Duration::from_secs(3600)),
+            }
+        };
         if !t.mux.borrow().wants_input() {
             monoio::select! {
                 _ = t.input.wait() => {}
+                _ = t.timer.wait() => continue,
+                _ = wake_at(None) => continue,
                 _ = t.ended.wait() => return,
             }
             // Consume what the stall left in the buffer.
@@ -342,26 +406,31 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             continue;
         }
         if !hot && buf.is_empty() {
-            // Wait for bytes without lending the kernel a buffer; after a quiet second, give the
-            // buffer's memory back too (not at every pause: that would allocate per burst).
-            let quick = monoio::select! {
-                r = monoio::time::timeout(SHED_AFTER, io::readable(&rd)) => r,
-                _ = t.ended.wait() => return,
-            };
-            let ready = match quick {
-                Ok(r) => r,
-                Err(_) => {
-                    buf = BytesMut::new();
-                    monoio::select! {
-                        r = io::readable(&rd) => r,
-                        _ = t.ended.wait() => return,
-                    }
+            let shed = match (quiet_since, buf.capacity()) {
+                (_, 0) => None,
+                (Some(since), _) => Some(since + SHED_AFTER),
+                (None, _) => {
+                    quiet_since = Some(Instant::now());
+                    quiet_since.map(|since| since + SHED_AFTER)
                 }
+            };
+            let ready = monoio::select! {
+                r = io::readable(&rd) => r,
+                _ = t.timer.wait() => continue,
+                _ = wake_at(shed) => {
+                    if shed.is_some_and(|at| Instant::now() >= at) {
+                        // A quiet second: give the buffer's memory back.
+                        buf = BytesMut::new();
+                    }
+                    continue;
+                }
+                _ = t.ended.wait() => return,
             };
             if ready.is_err() {
                 return t.end(TunnelEnd::Io);
             }
         }
+        quiet_since = None;
         buf.reserve(READ_CHUNK);
         let spare = buf.capacity() - buf.len();
         let (res, back) = monoio::select! {
@@ -383,21 +452,22 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
     }
 }
 
-async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>, write_timeout: Duration) {
+/// Writes what the multiplexer produces; after a quiet second, parks the write half in the
+/// tunnel and exits (the next output starts a new writer).
+async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>) {
     let mut tx = Transmit::new();
     loop {
+        if t.ended.is_set() {
+            return;
+        }
         if !t.mux.borrow().wants_output() {
-            // Nothing to send. After a quiet second, give the batch buffer's memory back.
             let woken = monoio::select! {
                 r = monoio::time::timeout(SHED_AFTER, t.output.wait()) => r.is_ok(),
                 _ = t.ended.wait() => return,
             };
-            if !woken {
-                tx = Transmit::new();
-                monoio::select! {
-                    _ = t.output.wait() => {}
-                    _ = t.ended.wait() => return,
-                }
+            if !woken && !t.mux.borrow().wants_output() {
+                *t.writer.borrow_mut() = Some(wr);
+                return;
             }
             continue;
         }
@@ -411,37 +481,13 @@ async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>, write_time
         }
         let segments = tx.take_segments();
         let written = monoio::select! {
-            r = monoio::time::timeout(write_timeout, io::write_all_segments(&mut wr, segments)) => r,
+            r = monoio::time::timeout(t.write_timeout, io::write_all_segments(&mut wr, segments)) => r,
             _ = t.ended.wait() => return,
         };
         match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return t.end(TunnelEnd::Io),
             Err(_) => return t.end(TunnelEnd::Timeout),
-        }
-    }
-}
-
-async fn timer_loop(t: Rc<Tunnel>) {
-    loop {
-        let next = t.mux.borrow().poll_timeout();
-        let sleep = match next {
-            Some(at) => monoio::time::sleep_until(monoio::time::Instant::from_std(at)),
-            None => monoio::time::sleep(Duration::from_secs(3600)),
-        };
-        monoio::select! {
-            _ = sleep => {}
-            _ = t.timer.wait() => continue,
-            _ = t.ended.wait() => return,
-        }
-        let now = Instant::now();
-        if next.is_some_and(|at| now >= at) {
-            let r = t.mux.borrow_mut().handle_timeout(now);
-            t.dispatch();
-            if let Err(e) = r {
-                debug!(error = %e, "tunnel timer");
-                return t.end_with(&e);
-            }
         }
     }
 }

@@ -39,6 +39,20 @@ pub fn edge(
     (sluice_edge::start(config).expect("edge starts"), key)
 }
 
+/// Waits until the edge has registered `n` tunnels in all (bounded).
+pub fn registered(edge: &EdgeHandle, n: u64) {
+    let accepted = || {
+        edge.metrics().total(|w| {
+            w.tunnels_accepted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || (accepted() >= n).then_some(())).is_some(),
+        "{n} tunnels registered"
+    );
+}
+
 /// Connects a test peer and waits until the edge has registered its tunnel: the protocol has
 /// no acknowledgement, so the client is done before the edge has the route.
 pub fn attach(
