@@ -9,7 +9,6 @@
 //! In terminate mode the pumps talk to one end of an in-memory pipe; the other end is the TLS
 //! server session, whose plaintext goes to the local HTTP server ([`terminate`]).
 
-use bytes::BytesMut;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +21,7 @@ use sluice_proto::mux::{MuxConfig, Recv};
 use sluice_proto::proxy::{Command, ProxiedAddrs, write_v2};
 
 use crate::access::AccessList;
+use crate::buffers;
 use crate::forwarded::RequestRewriter;
 use crate::tunnel::{Slot, Tunnel, show};
 
@@ -210,7 +210,7 @@ async fn pump_up<R: AsyncRead + Unpin>(t: Arc<Tunnel>, slot: Arc<Slot>, mut rd: 
                 _ = slot.done.wait() => return,
             }
         }
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut buf = buffers::take(READ_CHUNK);
         let read = tokio::select! {
             r = rd.read_buf(&mut buf) => r,
             _ = slot.done.wait() => return,
@@ -226,7 +226,7 @@ async fn pump_up<R: AsyncRead + Unpin>(t: Arc<Tunnel>, slot: Arc<Slot>, mut rd: 
             }
             Ok(_) => {
                 // A closed channel refuses the data; the down pump is ending it anyway.
-                let _ = t.with_mux(|m| m.send(h, buf.freeze(), Instant::now()));
+                let _ = t.with_mux(|m| m.send(h, buffers::freeze(buf), Instant::now()));
             }
         }
     }

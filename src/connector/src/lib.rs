@@ -40,6 +40,7 @@
 
 pub mod access;
 pub mod backoff;
+mod buffers;
 mod builder;
 mod channel;
 pub mod control;
