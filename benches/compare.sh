@@ -374,7 +374,7 @@ scale() { # label target hosts tunnels channels watches...
 # Sluice's rows on fresh processes: an edge that has served the whole run keeps freed memory
 # resident and hands it out again, so its RSS growth says more about its history than about
 # a tunnel (0.13-0.38 KiB per tunnel but 6.2 per channel in two runs measured that way).
-read -r P_FRESH P_FRESH2 < <("$LG" free-ports 2 | tr '\n' ' ')
+read -r P_FRESH P_FRESH2 <<< "$("$LG" free-ports 2 | tr '\n' ' ')"
 start edge-fresh "$SLUICE" edge --fernet-keys keys.txt --listen "127.0.0.1:$P_FRESH" --workers 2
 PID_EDGE_FRESH=$LAST_PID
 sleep 1
@@ -385,7 +385,7 @@ PID_EDGE_FRESH2=$LAST_PID
 sleep 1
 start connector-fresh "$SLUICE" connect --edge "127.0.0.1:$P_FRESH2" --credentials craw.json --to "$ORIGIN_RAW"
 PID_CONN_FRESH=$LAST_PID
-wait_line connector-fresh.err "tunnel connected" 30
+wait_line connector-fresh.err "tunnel connected" 30 || log "  the fresh connector did not connect"
 scale sluice-edge+connector "127.0.0.1:$P_FRESH2" 'craw.bench.test' 0 1000 --watch "proxy=$PID_EDGE_FRESH2" --watch "proxy=$PID_CONN_FRESH"
 scale nginx-1hop "127.0.0.1:$P_NGX1" 't{}.bench.test' 0 6000 --watch "proxy=$PID_NGX_A"
 if [ "$HAVE_SNITUN" = 1 ]; then
