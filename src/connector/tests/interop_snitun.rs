@@ -30,21 +30,7 @@ const HOST: &str = "a.example.test";
 const BIG_MIB: u64 = 24;
 
 fn peer(release: Release) -> Option<&'static Peer> {
-    let peers = SnitunPeers::get();
-    match (peers.peer(release), release) {
-        (Some(p), _) => Some(p),
-        (None, Release::V040) => panic!(
-            "snitun 0.40.0 is required: {}",
-            peers.unavailable_reason(release).unwrap_or("unknown")
-        ),
-        (None, _) => {
-            eprintln!(
-                "SKIPPED: snitun {release} is unavailable: {}",
-                peers.unavailable_reason(release).unwrap_or("unknown")
-            );
-            None
-        }
-    }
+    SnitunPeers::get().for_test(release, "(connector interop)")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -6,7 +6,9 @@
 use bytes::Bytes;
 use bytes::BytesMut;
 use monoio::buf::{IoBufMut, IoVecBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, Canceller, OwnedReadHalf,
+};
 use monoio::net::TcpStream;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -104,6 +106,32 @@ pub(crate) fn into_std(stream: TcpStream) -> std::net::TcpStream {
     // SAFETY: `into_raw_fd` deregistered the socket from this runtime and gave up ownership of
     // the descriptor, which is an open TCP socket; nothing else owns it now.
     unsafe { std::net::TcpStream::from_raw_fd(fd) }
+}
+
+/// [`read_append`] that gives up once `stop` resolves. Giving up cancels the operation and
+/// waits for its end, so bytes the kernel delivered meanwhile are kept, never lost: the answer
+/// is then either what was read or an error, and `true` says that `stop` fired.
+pub(crate) async fn read_append_until<R: CancelableAsyncReadRent>(
+    r: &mut R,
+    buf: BytesMut,
+    stop: impl Future<Output = ()>,
+) -> (io::Result<usize>, BytesMut, bool) {
+    let len = buf.len();
+    let canceller = Canceller::new();
+    let read = r.cancelable_read(buf.slice_mut(len..), canceller.handle());
+    let mut read = std::pin::pin!(read);
+    let finished = monoio::select! {
+        done = &mut read => Some(done),
+        _ = stop => None,
+    };
+    let (stopped, (res, slice)) = match finished {
+        Some(done) => (false, done),
+        None => {
+            let _cancelled = canceller.cancel();
+            (true, read.await)
+        }
+    };
+    (res, slice.into_inner(), stopped)
 }
 
 /// Reads into the spare capacity of `buf`, after the bytes it holds. (monoio's `read` fills a

@@ -35,15 +35,7 @@ fn case(
     io: IoDriver,
     big_mib: Option<u64>,
 ) {
-    let peers = SnitunPeers::get();
-    let Some(peer) = peers.peer(release) else {
-        let why = peers.unavailable_reason(release).unwrap_or("unknown");
-        assert_ne!(
-            release,
-            Release::V040,
-            "snitun 0.40.0 must be available: {why}"
-        );
-        eprintln!("SKIPPED snitun {release} v{version} {cipher}: {why}");
+    let Some(peer) = SnitunPeers::get().for_test(release, &format!("v{version} {cipher}")) else {
         return;
     };
     support::logging();

@@ -210,6 +210,38 @@ fn a_frame_over_the_cap_ends_only_that_tunnel() {
 }
 
 #[test]
+fn a_peer_silent_in_the_middle_of_a_frame_still_times_out() {
+    // Half a header leaves the reader waiting for the rest; the idle timer must still run.
+    for io in support::DRIVERS {
+        let (edge, key) = edge(io, 1, |c| c.mux.idle_timeout = Some(Duration::from_secs(1)));
+        let addr = edge.listen_addrs()[0];
+        let creds = Creds::new(
+            &key,
+            "mute.example.test",
+            &[],
+            ProtocolVersion::V2,
+            CipherKind::AesCbc,
+        );
+        let (mut s, mut session) = raw_handshake(addr, &creds).unwrap();
+        let frame = forge(&mut session, &[(header(Flow::Ping, 0), b"")]);
+        s.write_all(&frame[..frame.len() / 2]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(
+            closed_silently(&mut s),
+            "{io:?}: the tunnel outlived its idle timeout"
+        );
+        let timed_out = wait_for(Duration::from_secs(2), || {
+            (ends(&edge, TunnelEnd::Timeout) == 1).then_some(())
+        });
+        let all: Vec<_> = TunnelEnd::ALL
+            .iter()
+            .map(|&e| (e, ends(&edge, e)))
+            .collect();
+        assert!(timed_out.is_some(), "{io:?}: {all:?}");
+    }
+}
+
+#[test]
 fn a_tunnel_killed_mid_transfer_closes_its_browsers_only() {
     for io in support::DRIVERS {
         let (edge, key) = edge(io, 1, |_| {});

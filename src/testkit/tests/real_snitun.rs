@@ -21,23 +21,8 @@ use sluice_testkit::{
 const HOST: &str = "a.example.test";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The peer for `release`: 0.40.0 must be there; without 0.47.0, `None` (reason printed).
 fn peer(release: Release) -> Option<&'static Peer> {
-    let peers = SnitunPeers::get();
-    match (peers.peer(release), release) {
-        (Some(peer), _) => Some(peer),
-        (None, Release::V040) => panic!(
-            "snitun 0.40.0 is required: {}",
-            peers.unavailable_reason(release).unwrap_or("unknown")
-        ),
-        (None, _) => {
-            eprintln!(
-                "SKIPPED: snitun {release} is unavailable: {}",
-                peers.unavailable_reason(release).unwrap_or("unknown")
-            );
-            None
-        }
-    }
+    SnitunPeers::get().for_test(release, "(testkit)")
 }
 
 /// What one end-to-end run should do besides the basic verified GET.

@@ -433,12 +433,21 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
         quiet_since = None;
         buf.reserve(READ_CHUNK);
         let spare = buf.capacity() - buf.len();
-        let (res, back) = monoio::select! {
-            r = io::read_append(&mut rd, buf) => r,
+        // A read that waits (mid-frame, or after a full read) must not hold the timers up: a
+        // due timer cancels it, and what it had read is kept.
+        let timer_due = async {
+            monoio::select! {
+                _ = t.timer.wait() => {}
+                _ = wake_at(None) => {}
+            }
+        };
+        let (res, back, stopped) = monoio::select! {
+            r = io::read_append_until(&mut rd, buf, timer_due) => r,
             _ = t.ended.wait() => return,
         };
         buf = back;
         match res {
+            Err(_) if stopped => continue,
             Ok(0) => return t.end(TunnelEnd::PeerClosed),
             Err(_) => return t.end(TunnelEnd::Io),
             Ok(n) => hot = n == spare,
