@@ -65,17 +65,6 @@ impl Stop {
     }
 }
 
-/// Counters of one thread's tunnels.
-#[derive(Debug, Default)]
-pub struct PeerStats {
-    /// Channels the edge opened.
-    pub channels: Cell<u64>,
-    /// Channels open now.
-    pub open: Cell<i64>,
-    /// Protocol errors from the origin side (bad requests).
-    pub bad_requests: Cell<u64>,
-}
-
 /// Connects to `edge`, sends the token and answers the challenge.
 pub async fn handshake(edge: SocketAddr, creds: &Creds) -> io::Result<(TcpStream, Session)> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
@@ -188,7 +177,6 @@ pub async fn serve(
     mut stream: TcpStream,
     session: Session,
     tls: Option<Arc<rustls::ServerConfig>>,
-    stats: Rc<PeerStats>,
     stop: Rc<Stop>,
 ) -> String {
     let config = MuxConfig {
@@ -215,8 +203,6 @@ pub async fn serve(
         while let Some(ev) = mux.poll_event() {
             match ev {
                 Event::Opened { channel, .. } => {
-                    stats.channels.set(stats.channels.get() + 1);
-                    stats.open.set(stats.open.get() + 1);
                     let origin = match &tls {
                         None => Origin::Raw(Responder::new(true)),
                         Some(cfg) => match ServerConnection::new(cfg.clone()) {
@@ -246,8 +232,7 @@ pub async fn serve(
                                 continue;
                             };
                             if c.input(&d).is_err() {
-                                stats.bad_requests.set(stats.bad_requests.get() + 1);
-                                drop_chan(&mut chans, channel, &stats);
+                                drop_chan(&mut chans, channel);
                                 mux.close(channel);
                                 continue;
                             }
@@ -258,7 +243,7 @@ pub async fn serve(
                         }
                         Recv::Empty => break,
                         Recv::Closed => {
-                            drop_chan(&mut chans, channel, &stats);
+                            drop_chan(&mut chans, channel);
                             break;
                         }
                     }
@@ -273,7 +258,7 @@ pub async fn serve(
                 }
                 Event::Closed { channel, .. } => {
                     while !matches!(mux.recv(channel), Recv::Closed) {}
-                    drop_chan(&mut chans, channel, &stats);
+                    drop_chan(&mut chans, channel);
                 }
                 Event::InputReady => {
                     if let Err(e) = mux.handle_input(&mut inbox, now) {
@@ -303,7 +288,7 @@ pub async fn serve(
                     }
                     None => {
                         if c.done() {
-                            drop_chan(&mut chans, h, &stats);
+                            drop_chan(&mut chans, h);
                             mux.close(h);
                             keep = false;
                         } else {
@@ -400,9 +385,6 @@ pub async fn serve(
         }
     };
     let _ = stream.shutdown().await;
-    stats
-        .open
-        .set(stats.open.get() - chans.iter().flatten().count() as i64);
     why
 }
 
@@ -442,24 +424,19 @@ fn chan_mut(chans: &mut [Option<Chan>], h: ChannelHandle) -> Option<&mut Chan> {
         .filter(|c| c.handle == h)
 }
 
-fn drop_chan(chans: &mut [Option<Chan>], h: ChannelHandle, stats: &PeerStats) {
+fn drop_chan(chans: &mut [Option<Chan>], h: ChannelHandle) {
     if let Some(slot) = chans.get_mut(h.index())
         && slot.as_ref().is_some_and(|c| c.handle == h)
     {
         *slot = None;
-        stats.open.set(stats.open.get() - 1);
     }
 }
 
 /// A thread's tunnels, for callers that start and stop them.
 #[derive(Debug, Default)]
 pub struct Fleet {
-    /// Tunnels connected and serving.
-    pub up: Cell<usize>,
     /// Tunnels that ended, with the last reason.
     pub ended: RefCell<(usize, String)>,
-    /// Channel counters.
-    pub stats: Rc<PeerStats>,
 }
 
 impl Fleet {
@@ -472,11 +449,9 @@ impl Fleet {
         stop: Rc<Stop>,
     ) -> io::Result<()> {
         let (stream, session) = handshake(edge, creds).await?;
-        self.up.set(self.up.get() + 1);
         let me = self.clone();
         tokio::task::spawn_local(async move {
-            let why = serve(stream, session, tls, me.stats.clone(), stop).await;
-            me.up.set(me.up.get() - 1);
+            let why = serve(stream, session, tls, stop).await;
             let mut e = me.ended.borrow_mut();
             e.0 += 1;
             e.1 = why;

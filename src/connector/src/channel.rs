@@ -26,7 +26,7 @@ use crate::forwarded::RequestRewriter;
 use crate::tunnel::{Slot, Tunnel, show};
 
 /// Bytes read from the local endpoint at a time.
-const READ_CHUNK: usize = 32 * 1024;
+const READ_CHUNK: usize = buffers::SIZE;
 /// Capacity of the in-memory pipe between a channel and its TLS session (terminate mode).
 const PIPE_CAPACITY: usize = 256 * 1024;
 /// How long closing the endpoint's write side may take.
@@ -210,7 +210,7 @@ async fn pump_up<R: AsyncRead + Unpin>(t: Arc<Tunnel>, slot: Arc<Slot>, mut rd: 
                 _ = slot.done.wait() => return,
             }
         }
-        let mut buf = buffers::take(READ_CHUNK);
+        let mut buf = buffers::take();
         let read = tokio::select! {
             r = rd.read_buf(&mut buf) => r,
             _ = slot.done.wait() => return,
