@@ -430,8 +430,8 @@ the load generator once per contender (\`T\`: the contender's address, \`H\`/\`N
 \`\`\`
 # far ends
 sluice-loadgen origin [--tls]                                    # direct, nginx, SniTun client, connector
-sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test'
-sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test'
+sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin A --place 0,1 --duration 7200
+sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --admin A --duration 7200
 sluice edge --fernet-keys keys.txt --listen 127.0.0.1:P --admin 127.0.0.1:A --workers 2
 sluice connect --edge EDGE --credentials craw.json --to ORIGIN   # credentials from \`sluice token issue\`
 python src/testkit/peers/server.py --fernet-key K --mode worker --workers 2        # SniTun 0.47.0
