@@ -27,7 +27,7 @@ one() {
     eport=$("$LG" free-ports 1)
     "$s" token new-key > "$w/keys"
     "$s" token issue --fernet-keys "$w/keys" --hostname h.bench.test --protocol-version 2 \
-        --out "$w/creds.json" > /dev/null
+        --out "$w/creds.json" > /dev/null 2>&1
     SLUICE_LOG=warn "$s" edge --fernet-keys "$w/keys" --listen "127.0.0.1:$eport" --workers 2 \
         > "$w/edge.log" 2>&1 &
     ep=$!
