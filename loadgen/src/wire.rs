@@ -13,6 +13,8 @@
 //! without a copy of the data. [`Responder`] is the origin's side as a sans-I/O state machine:
 //! the TCP origin and the in-tunnel origin both drive it.
 
+use sluice_proto::peek::Peek;
+use sluice_proto::sni::peek_client_hello;
 use std::fmt;
 
 /// Bytes of a request header.
@@ -153,18 +155,22 @@ impl Responder {
                     let take = data.len().min(MAX_HELLO + 16 - self.hello.len());
                     self.hello.extend_from_slice(&data[..take]);
                     data = &data[take..];
-                    match hello_len(&self.hello)? {
-                        Some(n) => {
+                    match peek_client_hello(&self.hello, MAX_HELLO) {
+                        Ok(Peek::Complete(h)) => {
+                            let n = h.len;
                             // Whatever followed the hello in this read is a request.
                             let rest = self.hello.split_off(n);
                             self.hello = Vec::new();
                             self.state = State::Header { got: 0 };
                             self.handle_input(&rest)?;
                         }
-                        None if self.hello.len() > MAX_HELLO => {
+                        Ok(Peek::NeedMore) if self.hello.len() > MAX_HELLO => {
                             return Err(WireError("ClientHello too large"));
                         }
-                        None => {}
+                        Ok(Peek::NeedMore) => {}
+                        Ok(Peek::NotThisProtocol) | Err(_) => {
+                            return Err(WireError("not a TLS ClientHello"));
+                        }
                     }
                 }
                 State::Header { got } => {
@@ -229,40 +235,6 @@ impl Responder {
     }
 }
 
-/// Bytes of the TLS records that carry the first handshake message (the ClientHello), once
-/// they are all in `buf`.
-fn hello_len(buf: &[u8]) -> Result<Option<usize>, WireError> {
-    let mut at = 0;
-    let mut hs_needed: Option<usize> = None;
-    let mut hs_got = 0;
-    loop {
-        if buf.len() < at + 5 {
-            return Ok(None);
-        }
-        if buf[at] != 0x16 {
-            return Err(WireError("not a TLS handshake record"));
-        }
-        let len = u16::from_be_bytes([buf[at + 3], buf[at + 4]]) as usize;
-        let body = at + 5;
-        if hs_needed.is_none() {
-            if buf.len() < body + 4.min(len) || len < 4 {
-                return Ok(None);
-            }
-            let b = &buf[body..];
-            hs_needed =
-                Some(4 + (((b[1] as usize) << 16) | ((b[2] as usize) << 8) | b[3] as usize));
-        }
-        if buf.len() < body + len {
-            return Ok(None);
-        }
-        hs_got += len;
-        at = body + len;
-        if hs_got >= hs_needed.unwrap_or(usize::MAX) {
-            return Ok(Some(at));
-        }
-    }
-}
-
 /// Checks an answer stream against [`PATTERN`] as it arrives.
 #[derive(Debug, Default, Clone)]
 pub struct AnswerCheck {
@@ -285,12 +257,10 @@ impl AnswerCheck {
 mod tests {
     use super::*;
 
-    fn hello(len: usize) -> Vec<u8> {
-        let mut v = vec![0x16, 3, 1];
-        v.extend_from_slice(&((len + 4) as u16).to_be_bytes());
-        v.extend_from_slice(&[1, 0, (len >> 8) as u8, len as u8]);
-        v.extend(std::iter::repeat_n(7u8, len));
-        v
+    /// A real rustls ClientHello, one record.
+    fn hello() -> Vec<u8> {
+        let config = crate::tls::client_config(crate::tls::Kx::X25519).unwrap();
+        crate::tls::client_hello(&config, "a.bench.test").unwrap()
     }
 
     fn drain(r: &mut Responder) -> Vec<u8> {
@@ -303,7 +273,7 @@ mod tests {
 
     #[test]
     fn hello_then_requests_on_every_split() {
-        let mut input = hello(300);
+        let mut input = hello();
         input.extend(
             Request {
                 body: 5,
@@ -335,13 +305,15 @@ mod tests {
 
     #[test]
     fn hello_over_two_records() {
-        let h = hello(100);
-        // Split the handshake message across two records.
+        let h = hello();
+        // Split the handshake message across two records, the first shorter than the
+        // handshake header.
         let body = &h[5..];
-        let mut input = vec![0x16, 3, 1, 0, 50];
-        input.extend_from_slice(&body[..50]);
-        input.extend_from_slice(&[0x16, 3, 1, 0, (body.len() - 50) as u8]);
-        input.extend_from_slice(&body[50..]);
+        let mut input = vec![0x16, 3, 1, 0, 3];
+        input.extend_from_slice(&body[..3]);
+        input.extend_from_slice(&[0x16, 3, 1]);
+        input.extend_from_slice(&((body.len() - 3) as u16).to_be_bytes());
+        input.extend_from_slice(&body[3..]);
         input.extend_from_slice(
             &Request {
                 body: 0,
