@@ -35,6 +35,9 @@ pub struct ConnectArgs {
 #[derive(Default)]
 struct Tally {
     ok: u64,
+    /// Of `ok`, those that finished before the deadline: the rate counts only these, so that
+    /// connections still hanging at the deadline (up to their timeout) do not stretch the run.
+    on_time: u64,
     errors: u64,
     ttfb: Hist,
     total: Hist,
@@ -55,7 +58,6 @@ pub fn run(mut a: ConnectArgs, handshakes: bool) -> Result<Report> {
     let name = if handshakes { "handshakes" } else { "connect" };
     let progress = (!a.common.quiet).then(|| Progress::start(name, live.clone()));
     let before = CpuSample::take(&a.common.watch);
-    let started = Instant::now();
     let l = live.clone();
     let per_thread = cores.run(move |t| {
         let browsers = browsers.clone();
@@ -73,6 +75,7 @@ pub fn run(mut a: ConnectArgs, handshakes: bool) -> Result<Report> {
                         match one(&browsers, k, answer, reset, &mut tally).await {
                             Ok(()) => {
                                 tally.ok += 1;
+                                tally.on_time += u64::from(Instant::now() <= deadline);
                                 live.op();
                             }
                             Err(_) => {
@@ -91,6 +94,7 @@ pub fn run(mut a: ConnectArgs, handshakes: bool) -> Result<Report> {
             for t in tasks {
                 if let Ok(x) = t.await {
                     sum.ok += x.ok;
+                    sum.on_time += x.on_time;
                     sum.errors += x.errors;
                     sum.ttfb.merge(&x.ttfb);
                     sum.total.merge(&x.total);
@@ -100,12 +104,12 @@ pub fn run(mut a: ConnectArgs, handshakes: bool) -> Result<Report> {
             sum
         }
     })?;
-    let secs = started.elapsed().as_secs_f64();
     let used = CpuSample::take(&a.common.watch).since(&before);
     drop(progress);
     let mut all = Tally::default();
     for x in per_thread {
         all.ok += x.ok;
+        all.on_time += x.on_time;
         all.errors += x.errors;
         all.ttfb.merge(&x.ttfb);
         all.total.merge(&x.total);
@@ -117,7 +121,7 @@ pub fn run(mut a: ConnectArgs, handshakes: bool) -> Result<Report> {
     r.param("hosts", a.browsers.host_count);
     r.param("tls", a.browsers.tls);
     r.param("close", if reset { "reset" } else { "fin" });
-    r.figure("conn_per_s", all.ok as f64 / secs);
+    r.figure("conn_per_s", all.on_time as f64 / dur.as_secs_f64());
     r.figure("connections", all.ok as f64);
     r.figure("errors", all.errors as f64);
     if all.errors > 0 {
