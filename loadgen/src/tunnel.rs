@@ -260,11 +260,6 @@ pub async fn serve(
                     while !matches!(mux.recv(channel), Recv::Closed) {}
                     drop_chan(&mut chans, channel);
                 }
-                Event::InputReady => {
-                    if let Err(e) = mux.handle_input(&mut inbox, now) {
-                        break 'outer format!("protocol: {e}");
-                    }
-                }
             }
         }
         // Answers, while the multiplexer takes them.

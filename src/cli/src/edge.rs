@@ -77,10 +77,10 @@ pub(crate) struct EdgeArgs {
     /// ... and at which RESUME [default: 131072].
     #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     channel_resume_bytes: Option<usize>,
-    /// Undelivered bytes of a channel above which its tunnel is not read [default: 8388608].
+    /// Undelivered bytes of a channel above which it is closed [default: 8388608].
     #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     channel_queue_max: Option<usize>,
-    /// Undelivered bytes of a tunnel above which it is not read [default: 33554432].
+    /// Undelivered bytes of a tunnel above which its largest channel is closed [default: 33554432].
     #[arg(long, value_name = "BYTES", help_heading = "Limits")]
     tunnel_queue_max: Option<usize>,
     /// Bytes queued towards a tunnel above which the browser is not read [default: 262144].

@@ -242,7 +242,11 @@ async fn pump_down<W: AsyncWrite + Unpin>(t: &Arc<Tunnel>, slot: &Slot, mut wr: 
         match t.with_mux(|m| m.recv(h)) {
             Recv::Data(data) => {
                 let n = data.len();
-                match tokio::time::timeout(write_timeout, wr.write_all(&data)).await {
+                let write = tokio::select! {
+                    r = tokio::time::timeout(write_timeout, wr.write_all(&data)) => r,
+                    _ = slot.abort.wait() => return,
+                };
+                match write {
                     Ok(Ok(())) => t.with_mux(|m| m.consumed(h, n)),
                     // An endpoint that fails or stops reading loses its channel, nobody else.
                     _ => return t.with_mux(|m| m.close(h)),
@@ -258,6 +262,10 @@ async fn pump_down<W: AsyncWrite + Unpin>(t: &Arc<Tunnel>, slot: &Slot, mut wr: 
                 }
             }
             Recv::Closed => {
+                if slot.abort.is_set() {
+                    // Killed: the endpoint must not take a cut-short request for a whole one.
+                    return;
+                }
                 // Everything the edge sent is written: let the endpoint see a clean end.
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
                 return;

@@ -1,7 +1,7 @@
 //! One tunnel: the handshake, then three tasks around one [`Multiplexer`] until it ends.
 //!
-//! - the reader feeds the edge's bytes to the multiplexer (and stops reading while the
-//!   multiplexer is stalled by a channel whose home-side sink is slow);
+//! - the reader feeds the edge's bytes to the multiplexer (it never stops for a slow home-side
+//!   sink: the multiplexer closes a channel that falls behind its cap instead);
 //! - the writer sends what the multiplexer produces, in vectored batches, each write bounded by
 //!   the write timeout;
 //! - the timer runs the keepalive (a PING every 50 s, as SniTun's client does) and the idle
@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tracing::{Instrument, debug, info_span, warn};
 
 use sluice_proto::handshake::ClientHandshake;
-use sluice_proto::mux::{ChannelHandle, Event, Multiplexer, MuxError, Transmit};
+use sluice_proto::mux::{ChannelHandle, CloseCause, Event, Multiplexer, MuxError, Transmit};
 
 use crate::Error;
 use crate::channel::{self, ServeConfig};
@@ -52,6 +52,9 @@ pub(crate) struct Slot {
     pub(crate) writable: Notify,
     /// Stop reading the endpoint: the channel is closed (by either side) or the tunnel ended.
     pub(crate) done: Latch,
+    /// Stop writing to the endpoint too: the channel was killed (idle, overrun) and what was
+    /// still queued for it is gone.
+    pub(crate) abort: Latch,
 }
 
 struct Inner {
@@ -64,7 +67,6 @@ pub(crate) struct Tunnel {
     inner: Mutex<Inner>,
     pub(crate) serve: Arc<ServeConfig>,
     output: Notify,
-    input: Notify,
     timer: Notify,
     idle: Notify,
     ended: Latch,
@@ -141,7 +143,6 @@ pub(crate) async fn connect(
         }),
         serve,
         output: Notify::new(),
-        input: Notify::new(),
         timer: Notify::new(),
         idle: Notify::new(),
         ended: Latch::default(),
@@ -187,6 +188,7 @@ impl Tunnel {
                             readable: Notify::new(),
                             writable: Notify::new(),
                             done: Latch::default(),
+                            abort: Latch::default(),
                         });
                         inner.slots.insert(channel.index(), slot.clone());
                         opened.push((slot, caller));
@@ -204,11 +206,13 @@ impl Tunnel {
                     Event::Closed { channel, cause } => {
                         debug!(?channel, ?cause, "channel closed by the edge side");
                         if let Some(s) = slot(channel) {
+                            if cause != CloseCause::PeerClosed {
+                                s.abort.set();
+                            }
                             s.done.set();
                             s.readable.notify_one();
                         }
                     }
-                    Event::InputReady => self.input.notify_one(),
                 }
             }
             if inner.mux.wants_output() {
@@ -318,17 +322,6 @@ async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
     loop {
         if t.is_ended() {
             return;
-        }
-        if !t.lock().mux.wants_input() {
-            tokio::select! {
-                _ = t.input.notified() => {}
-                _ = t.ended.wait() => return,
-            }
-            // Consume what the stall left in the buffer.
-            if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
-                return t.end_with(&e);
-            }
-            continue;
         }
         if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
             // Return a grown buffer's memory rather than keep it while the tunnel is quiet.

@@ -63,6 +63,26 @@ labelled! {
 }
 
 labelled! {
+    /// Why a channel (one proxied browser connection) ended.
+    ChannelEnd {
+        /// The browser closed or reset its connection.
+        BrowserClosed = "browser_closed",
+        /// The connector closed the channel (the home server is done).
+        HomeClosed = "home_closed",
+        /// No data either way for the channel idle timeout.
+        Idle = "idle",
+        /// The browser fell further behind than the channel's or the tunnel's queue cap.
+        Overrun = "overrun",
+        /// A write to the browser failed or made no progress in time.
+        WriteFailed = "write_failed",
+        /// The connector opened a second channel under the same id.
+        DuplicateId = "duplicate_id",
+        /// Its tunnel ended.
+        TunnelEnded = "tunnel_ended",
+    }
+}
+
+labelled! {
     /// Why a tunnel handshake failed.
     HandshakeFailure {
         /// Not a token, or malformed.
@@ -121,9 +141,14 @@ pub struct WorkerMetrics {
     pub bytes_to_tunnels: AtomicU64,
     /// Bytes from tunnels to browsers.
     pub bytes_to_browsers: AtomicU64,
+    /// Bytes received from tunnels and not yet written to browsers (the multiplexers' queues).
+    pub queued_to_browsers: AtomicI64,
+    /// The most bytes one channel received after it was sent PAUSE: what was in flight.
+    pub pause_overshoot_max: AtomicU64,
     refusals: [AtomicU64; 16],
     handshake_failures: [AtomicU64; 6],
     tunnel_ends: [AtomicU64; 7],
+    channel_ends: [AtomicU64; 7],
 }
 
 impl Default for WorkerMetrics {
@@ -138,15 +163,21 @@ impl Default for WorkerMetrics {
             handovers_in: AtomicU64::new(0),
             bytes_to_tunnels: AtomicU64::new(0),
             bytes_to_browsers: AtomicU64::new(0),
+            queued_to_browsers: AtomicI64::new(0),
+            pause_overshoot_max: AtomicU64::new(0),
             refusals: Default::default(),
             handshake_failures: Default::default(),
             tunnel_ends: Default::default(),
+            channel_ends: Default::default(),
         }
     }
 }
 
 const _: () = assert!(
-    Refusal::ALL.len() == 16 && HandshakeFailure::ALL.len() == 6 && TunnelEnd::ALL.len() == 7
+    Refusal::ALL.len() == 16
+        && HandshakeFailure::ALL.len() == 6
+        && TunnelEnd::ALL.len() == 7
+        && ChannelEnd::ALL.len() == 7
 );
 
 impl WorkerMetrics {
@@ -178,6 +209,21 @@ impl WorkerMetrics {
     /// Counts an ended tunnel.
     pub fn tunnel_ended(&self, why: TunnelEnd) {
         Self::inc(&self.tunnel_ends[why as usize]);
+    }
+
+    /// Counts an ended channel.
+    pub fn channel_ended(&self, why: ChannelEnd) {
+        Self::inc(&self.channel_ends[why as usize]);
+    }
+
+    /// Channel ends so far for a cause.
+    pub fn channel_ends(&self, why: ChannelEnd) -> u64 {
+        self.channel_ends[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Bytes waiting in the multiplexers' queues for browsers now.
+    pub fn queued_to_browsers(&self) -> u64 {
+        self.queued_to_browsers.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Refusals so far for a reason.
@@ -287,6 +333,18 @@ impl Metrics {
             &mut per(&|w| gload(&w.channels).to_string()).into_iter(),
         );
         family(
+            "sluice_queued_to_browsers_bytes",
+            "gauge",
+            "Bytes received from tunnels and not yet written to browsers.",
+            &mut per(&|w| w.queued_to_browsers().to_string()).into_iter(),
+        );
+        family(
+            "sluice_pause_overshoot_max_bytes",
+            "gauge",
+            "The most bytes one channel received after its PAUSE was sent (in flight).",
+            &mut per(&|w| load(&w.pause_overshoot_max).to_string()).into_iter(),
+        );
+        family(
             "sluice_browser_connections_total",
             "counter",
             "Browser connections accepted.",
@@ -362,6 +420,19 @@ impl Metrics {
                     (
                         format!("worker=\"{i}\",cause=\"{}\"", r.label()),
                         w.tunnel_ends(*r).to_string(),
+                    )
+                })
+            }),
+        );
+        family(
+            "sluice_channel_ends_total",
+            "counter",
+            "Channels (proxied browser connections) that ended, by cause.",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                ChannelEnd::ALL.iter().map(move |r| {
+                    (
+                        format!("worker=\"{i}\",cause=\"{}\"", r.label()),
+                        w.channel_ends(*r).to_string(),
                     )
                 })
             }),

@@ -53,11 +53,13 @@ pub const DEFAULT_MAX_CHANNELS: usize = 1024;
 pub const DEFAULT_INCOMING_HIGH: usize = 512 * 1024;
 /// Default low watermark of a channel's undelivered incoming bytes: at or below it RESUME.
 pub const DEFAULT_INCOMING_LOW: usize = 128 * 1024;
-/// Default per-channel cap on undelivered incoming bytes: above it the tunnel stops reading
-/// (every channel waits) until the channel drains below the high watermark. Protocol-0 peers
-/// cannot be paused, so this is what bounds their memory.
+/// Default per-channel cap on undelivered incoming bytes: above it the channel is closed
+/// (overrun) and the tunnel reads on. It leaves room above [`DEFAULT_INCOMING_HIGH`] for what
+/// is in flight when PAUSE is sent (2-5 MiB measured on loopback). Protocol-0 peers cannot be
+/// paused, so this is how far a protocol-0 reader may lag its source.
 pub const DEFAULT_CHANNEL_INCOMING_MAX: usize = 8 * 1024 * 1024;
-/// Default cap on undelivered incoming bytes summed over a tunnel's channels.
+/// Default cap on undelivered incoming bytes summed over a tunnel's channels: above it the
+/// channel holding the most is closed; above half of it channels are paused early.
 pub const DEFAULT_TUNNEL_INCOMING_MAX: usize = 32 * 1024 * 1024;
 /// Default high watermark of a channel's queued outgoing bytes: above it the local source
 /// (browser or home server socket) is not read.

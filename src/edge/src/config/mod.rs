@@ -95,9 +95,9 @@ pub struct RawLimits {
     pub channel_pause_bytes: Option<usize>,
     /// ... and at which RESUME.
     pub channel_resume_bytes: Option<usize>,
-    /// A channel's undelivered bytes above which the tunnel stops being read.
+    /// A channel's undelivered bytes above which the channel is closed (overrun).
     pub channel_queue_max: Option<usize>,
-    /// A tunnel's undelivered bytes above which it stops being read.
+    /// A tunnel's undelivered bytes above which its channel holding the most is closed.
     pub tunnel_queue_max: Option<usize>,
     /// A channel's bytes queued towards its tunnel above which its browser is not read.
     pub channel_send_high: Option<usize>,

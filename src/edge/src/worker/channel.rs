@@ -1,10 +1,13 @@
 //! A browser connection proxied through a tunnel channel: two pumps, one per direction.
 //!
 //! - up (browser to tunnel): read the browser while the multiplexer's `can_send` allows, queue
-//!   what was read as DATA. EOF or an error closes the channel (SniTun has no half-close).
+//!   what was read as DATA. EOF or an error ends the channel both ways at once (SniTun has no
+//!   half-close): CLOSE goes to the connector, what was still queued for the browser is
+//!   dropped, and the down pump is woken to close the browser's socket.
 //! - down (tunnel to browser): write what `recv` hands out, report it `consumed` once
 //!   written (that is what returns flow-control credit to the tunnel), and close the browser
-//!   when the channel ends.
+//!   when the channel ends: after the last byte when the connector closed it, at once (even
+//!   in the middle of a write) when the multiplexer killed it (idle, overrun).
 //!
 //! Reads wait for readability before taking a buffer unless the last read filled one, so an
 //! idle browser connection holds no buffer.
@@ -23,7 +26,7 @@ use super::Worker;
 use super::conn::{Refused, refuse};
 use super::tunnel::{ChannelSlot, Tunnel};
 use crate::io;
-use crate::metrics::{Refusal, WorkerMetrics};
+use crate::metrics::{ChannelEnd, Refusal, WorkerMetrics};
 
 /// Bytes of a browser read after it was idle.
 const FIRST_READ: usize = 16 * 1024;
@@ -93,6 +96,8 @@ pub(super) async fn serve(
     slot.source_done.set();
     up.await;
     t.detach(slot.handle);
+    w.m()
+        .channel_ended(slot.end.get().unwrap_or(ChannelEnd::TunnelEnded));
 }
 
 async fn pump_up(
@@ -119,7 +124,7 @@ async fn pump_up(
                 _ = slot.source_done.wait() => return,
             };
             if ready.is_err() {
-                return t.with_mux(|m| m.close(h));
+                return t.browser_closed(&slot);
             }
         }
         // Most reads are small requests: start small, read big once a read fills the buffer.
@@ -130,7 +135,7 @@ async fn pump_up(
             _ = slot.source_done.wait() => return,
         };
         match res {
-            Ok(0) | Err(_) => return t.with_mux(|m| m.close(h)),
+            Ok(0) | Err(_) => return t.browser_closed(&slot),
             Ok(n) => {
                 hot = n == size;
                 WorkerMetrics::add(&w.m().bytes_to_tunnels, n);
@@ -176,6 +181,7 @@ async fn pump_down(
             let written = monoio::select! {
                 r = monoio::time::timeout(write_timeout, io::write_all_segments(&mut wr, batch)) => r,
                 _ = t.ended.wait() => return,
+                _ = slot.abort.wait() => return,
             };
             match written {
                 Ok(Ok(())) => {
@@ -183,11 +189,18 @@ async fn pump_down(
                     t.with_mux(|m| m.consumed(h, bytes));
                 }
                 // A browser that fails or stops reading loses its channel, nobody else.
-                _ => return t.with_mux(|m| m.close(h)),
+                _ => {
+                    slot.ended(ChannelEnd::WriteFailed);
+                    return t.with_mux(|m| m.close(h));
+                }
             }
             continue;
         }
         if closed {
+            if slot.abort.is_set() {
+                // Killed: the browser must not take a cut-short answer for a whole one.
+                return;
+            }
             // Everything the tunnel sent is written: let the browser see a clean end.
             let _ = monoio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
             return;

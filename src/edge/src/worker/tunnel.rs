@@ -1,8 +1,8 @@
 //! A tunnel: the handshake, then the tasks around one [`Multiplexer`] until it ends.
 //!
-//! - the reader (the tunnel's own task) feeds the socket's bytes to the multiplexer, stops
-//!   reading while the multiplexer is stalled by an undrained channel, and runs its timers
-//!   (keepalive, idle, token expiry);
+//! - the reader (the tunnel's own task) feeds the socket's bytes to the multiplexer and runs
+//!   its timers (keepalive, idle, token expiry); it never stops for a slow browser: the
+//!   multiplexer closes a channel that falls behind its cap instead;
 //! - a writer task, started when there is output and gone after a quiet second, sends what
 //!   the multiplexer produces in vectored batches.
 //!
@@ -22,14 +22,16 @@ use tracing::{Instrument, debug, info, info_span};
 use sluice_proto::Hostname;
 use sluice_proto::handshake::{HandshakeError, ServerChallenge, read_token};
 use sluice_proto::limits::MAX_TOKEN_LEN;
-use sluice_proto::mux::{Blame, ChannelHandle, Event, Multiplexer, MuxError, OpenError, Transmit};
+use sluice_proto::mux::{
+    Blame, ChannelHandle, CloseCause, Event, Multiplexer, MuxError, OpenError, Transmit,
+};
 use sluice_proto::peek::Peek;
 use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
 
 use super::conn::Pending;
 use super::{SharedRng, Worker};
 use crate::io;
-use crate::metrics::{HandshakeFailure, Refusal, TunnelEnd, WorkerMetrics};
+use crate::metrics::{ChannelEnd, HandshakeFailure, Metrics, Refusal, TunnelEnd, WorkerMetrics};
 use crate::sync::{Latch, Notify};
 
 /// Bytes read from a tunnel socket at a time.
@@ -47,8 +49,22 @@ pub(super) struct ChannelSlot {
     pub(super) readable: Notify,
     /// The browser may be read again.
     pub(super) writable: Notify,
-    /// Stop reading the browser: the tunnel side closed the channel.
+    /// Stop reading the browser: the channel is closed.
     pub(super) source_done: Latch,
+    /// Stop writing to the browser too: the channel was killed (idle, overrun), its
+    /// undelivered bytes are gone.
+    pub(super) abort: Latch,
+    /// Why the channel ended; the first cause wins.
+    pub(super) end: Cell<Option<ChannelEnd>>,
+}
+
+impl ChannelSlot {
+    /// Records why the channel ended, unless a cause is already known.
+    pub(super) fn ended(&self, why: ChannelEnd) {
+        if self.end.get().is_none() {
+            self.end.set(Some(why));
+        }
+    }
 }
 
 /// One connected tunnel, owned by the worker that accepted it.
@@ -59,8 +75,6 @@ pub(super) struct Tunnel {
     slots: RefCell<Vec<Option<Rc<ChannelSlot>>>>,
     /// Wakes a running writer task.
     output: Notify,
-    /// Input may be consumed again after a stall.
-    input: Notify,
     /// A deadline may have moved earlier (the first channel arms the idle sweep).
     timer: Notify,
     /// The socket's write half while no writer task runs: an idle tunnel has no writer task.
@@ -69,6 +83,12 @@ pub(super) struct Tunnel {
     span: tracing::Span,
     pub(super) ended: Latch,
     end_cause: Cell<Option<TunnelEnd>>,
+    metrics: Arc<Metrics>,
+    worker: usize,
+    /// What this tunnel last added to the worker's `queued_to_browsers` gauge.
+    queued: Cell<usize>,
+    /// The multiplexer's `pause_overshoot_max` last reported.
+    overshoot: Cell<u64>,
 }
 
 impl Tunnel {
@@ -91,6 +111,8 @@ impl Tunnel {
             readable: Notify::default(),
             writable: Notify::default(),
             source_done: Latch::default(),
+            abort: Latch::default(),
+            end: Cell::new(None),
         });
         let mut slots = self.slots.borrow_mut();
         if slots.len() <= handle.index() {
@@ -102,6 +124,15 @@ impl Tunnel {
         // The first channel arms the channel-idle sweep.
         self.timer.notify();
         Ok(slot)
+    }
+
+    /// The browser is done (EOF or an error): the channel ends both ways at once (SniTun has no
+    /// half-close), and the down pump is woken to see it.
+    pub(super) fn browser_closed(self: &Rc<Self>, slot: &ChannelSlot) {
+        slot.ended(ChannelEnd::BrowserClosed);
+        self.with_mux(|m| m.close(slot.handle));
+        slot.source_done.set();
+        slot.readable.notify();
     }
 
     /// Forgets a channel's slot; closes the channel if it is still open.
@@ -147,20 +178,49 @@ impl Tunnel {
                         s.writable.notify();
                     }
                 }
-                Event::Closed { channel, .. } => {
+                Event::Closed { channel, cause } => {
                     if let Some(s) = slot(channel) {
+                        s.ended(match cause {
+                            CloseCause::PeerClosed => ChannelEnd::HomeClosed,
+                            CloseCause::Idle => ChannelEnd::Idle,
+                            CloseCause::Overrun => ChannelEnd::Overrun,
+                            CloseCause::DuplicateId => ChannelEnd::DuplicateId,
+                        });
+                        if cause != CloseCause::PeerClosed {
+                            // Nothing is left to deliver: a write in progress is cut short.
+                            s.abort.set();
+                        }
                         s.source_done.set();
                         s.readable.notify();
                     }
                 }
-                Event::InputReady => self.input.notify(),
                 Event::Opened { .. } => {}
             }
         }
         let output = mux.wants_output();
+        let queued = mux.incoming_queued();
+        let overshoot = mux.stats().pause_overshoot_max;
         drop((mux, slots));
+        self.report_queued(queued);
+        if overshoot > self.overshoot.get() {
+            self.overshoot.set(overshoot);
+            self.metrics
+                .worker(self.worker)
+                .pause_overshoot_max
+                .fetch_max(overshoot, std::sync::atomic::Ordering::Relaxed);
+        }
         if output {
             self.kick_writer();
+        }
+    }
+
+    fn report_queued(&self, queued: usize) {
+        let before = self.queued.replace(queued);
+        if before != queued {
+            WorkerMetrics::gauge(
+                &self.metrics.worker(self.worker).queued_to_browsers,
+                queued as i64 - before as i64,
+            );
         }
     }
 
@@ -198,6 +258,7 @@ impl Tunnel {
         self.end_cause.set(Some(cause));
         self.ended.set();
         for s in self.slots.borrow().iter().flatten() {
+            s.ended(ChannelEnd::TunnelEnded);
             s.source_done.set();
             s.readable.notify();
             s.writable.notify();
@@ -270,13 +331,16 @@ pub(super) async fn accept(
         mux: RefCell::new(mux),
         slots: RefCell::new(Vec::new()),
         output: Notify::default(),
-        input: Notify::default(),
         timer: Notify::default(),
         writer: RefCell::new(None),
         write_timeout: w.config.timeouts.write,
         span: info_span!("tunnel", host = %names0, %peer, %caller),
         ended: Latch::default(),
         end_cause: Cell::new(None),
+        metrics: w.metrics.clone(),
+        worker: w.id,
+        queued: Cell::new(0),
+        overshoot: Cell::new(0),
     });
     let span = t.span.clone();
     // The tunnel lives in a task of its own: the handshake's state (this future) is freed now
@@ -310,6 +374,7 @@ async fn serve(w: Rc<Worker>, t: Rc<Tunnel>, stream: TcpStream) {
     info!(cause = cause.label(), "tunnel ended");
     w.m().tunnel_ended(cause);
     WorkerMetrics::gauge(&w.m().tunnels, -1);
+    t.report_queued(0);
     w.unregister(key, &t);
 }
 
@@ -390,21 +455,6 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
                 None => monoio::time::sleep(Duration::from_secs(3600)),
             }
         };
-        if !t.mux.borrow().wants_input() {
-            monoio::select! {
-                _ = t.input.wait() => {}
-                _ = t.timer.wait() => continue,
-                _ = wake_at(None) => continue,
-                _ = t.ended.wait() => return,
-            }
-            // Consume what the stall left in the buffer.
-            let r = t.mux.borrow_mut().handle_input(&mut buf, Instant::now());
-            t.dispatch();
-            if let Err(e) = r {
-                return t.end_with(&e);
-            }
-            continue;
-        }
         if !hot && buf.is_empty() {
             let shed = match (quiet_since, buf.capacity()) {
                 (_, 0) => None,

@@ -293,11 +293,6 @@ fn drive(
                         e.remote_closed = true;
                     }
                 }
-                Event::InputReady => {
-                    if let Err(e) = mux.handle_input(&mut inbox, now) {
-                        return format!("protocol: {e}");
-                    }
-                }
                 Event::Readable { .. } | Event::Writable { .. } => {}
             }
         }

@@ -57,8 +57,8 @@ pub(super) struct Channel {
     pub(super) incoming_pending: usize,
     /// We sent PAUSE and owe a RESUME.
     pub(super) pause_sent: bool,
-    /// Counted in the multiplexer's `channels_over_max`.
-    pub(super) over_max: bool,
+    /// Bytes received since PAUSE was sent (what was in flight), while `pause_sent`.
+    pub(super) since_pause: usize,
     /// A Readable event is outstanding (cleared when `recv` answers Empty).
     pub(super) readable_signalled: bool,
     pub(super) outgoing: VecDeque<OutItem>,
@@ -88,7 +88,7 @@ impl Channel {
             incoming: VecDeque::new(),
             incoming_pending: 0,
             pause_sent: false,
-            over_max: false,
+            since_pause: 0,
             readable_signalled: false,
             outgoing: VecDeque::new(),
             outgoing_bytes: 0,

@@ -7,8 +7,9 @@ use crate::limits::*;
 /// Limits, watermarks and timers of one multiplexer.
 ///
 /// The defaults bound what one tunnel can make the other end hold: SniTun lets a channel
-/// queue 65 MiB (256 MiB for protocol 0); here a channel that is not drained stops the tunnel's
-/// reads at [`DEFAULT_CHANNEL_INCOMING_MAX`], which loses nothing and costs only that tunnel.
+/// queue 65 MiB (256 MiB for protocol 0); here a channel holds at most
+/// [`DEFAULT_CHANNEL_INCOMING_MAX`] and a tunnel [`DEFAULT_TUNNEL_INCOMING_MAX`]: past them the
+/// channel whose sink does not keep up is closed, and the tunnel reads on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MuxConfig {
     /// Largest frame payload accepted; larger is a protocol violation that ends the tunnel.
@@ -19,9 +20,11 @@ pub struct MuxConfig {
     pub incoming_high: usize,
     /// ... and at or below which it is sent RESUME.
     pub incoming_low: usize,
-    /// A channel's undelivered incoming bytes above which the tunnel stops reading.
+    /// A channel's undelivered incoming bytes above which the channel is closed (overrun).
+    /// Leave room above `incoming_high` for what is in flight when PAUSE is sent.
     pub channel_incoming_max: usize,
-    /// The tunnel's undelivered incoming bytes (all channels) above which it stops reading.
+    /// The tunnel's undelivered incoming bytes (all channels) above which the channel holding
+    /// the most is closed; above half of it, channels are paused at `incoming_low`.
     pub tunnel_incoming_max: usize,
     /// A channel's queued outgoing bytes at which its local source should stop being read.
     pub outgoing_high: usize,

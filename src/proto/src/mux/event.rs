@@ -34,9 +34,6 @@ pub enum Event {
         /// Why.
         cause: CloseCause,
     },
-    /// The tunnel stopped consuming input (a channel or the tunnel was over its cap) and may
-    /// now consume again: call `handle_input` with what is buffered, then read more.
-    InputReady,
 }
 
 /// Why the multiplexer closed a channel.
@@ -48,6 +45,10 @@ pub enum CloseCause {
     DuplicateId,
     /// No data either way for the channel idle timeout.
     Idle,
+    /// The channel's sink fell behind: its undelivered bytes passed `channel_incoming_max`,
+    /// or it held the most when the tunnel's passed `tunnel_incoming_max`. Undelivered bytes
+    /// are dropped: the sink should be aborted, not closed cleanly.
+    Overrun,
 }
 
 /// The answer of [`super::Multiplexer::recv`].

@@ -63,13 +63,6 @@ impl<R: Random> Multiplexer<R> {
 
     fn consume(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), MuxError> {
         loop {
-            if self.input_blocked() {
-                if !self.input_stalled {
-                    self.input_stalled = true;
-                    self.stats.input_stalls += 1;
-                }
-                return Ok(());
-            }
             match self.input {
                 InputState::Header => {
                     let unit = HEADER_LEN + self.cipher.overhead();
@@ -332,19 +325,51 @@ impl<R: Random> Multiplexer<R> {
             };
             self.events.push_back(Event::Readable { channel });
         }
-        if self.version.has_flow_control()
-            && !ch.pause_sent
-            && ch.incoming_pending >= self.config.incoming_high
-        {
+        if ch.pause_sent {
+            ch.since_pause += n;
+            let overshoot = ch.since_pause as u64;
+            self.stats.pause_overshoot_max = self.stats.pause_overshoot_max.max(overshoot);
+        }
+        // Under tunnel-wide pressure, pause early: what is in flight for every channel must fit
+        // under the tunnel's cap, not just each channel's.
+        let pressure = self.incoming_total >= self.config.tunnel_incoming_max / 2;
+        let over_watermark = ch.incoming_pending >= self.config.incoming_high
+            || (pressure && ch.incoming_pending > self.config.incoming_low);
+        if self.version.has_flow_control() && !ch.pause_sent && over_watermark {
             ch.pause_sent = true;
+            ch.since_pause = 0;
             let id = ch.id;
             self.stats.pauses_sent += 1;
             self.control.push_back(Control::Pause(id));
         }
-        let ch = &mut self.channels[index];
-        if !ch.over_max && ch.incoming_pending > self.config.channel_incoming_max {
-            ch.over_max = true;
-            self.channels_over_max += 1;
+        if self.channels[index].incoming_pending > self.config.channel_incoming_max {
+            self.overrun(index);
         }
+        while self.incoming_total > self.config.tunnel_incoming_max {
+            let Some(hog) = self.largest_incoming() else {
+                break;
+            };
+            self.overrun(hog);
+        }
+    }
+
+    /// The open channel holding the most undelivered bytes.
+    fn largest_incoming(&self) -> Option<usize> {
+        self.channels
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Open && c.incoming_pending > 0)
+            .max_by_key(|(_, c)| c.incoming_pending)
+            .map(|(i, _)| i)
+    }
+
+    /// Closes a channel whose sink fell behind a cap; the rest of the tunnel reads on.
+    fn overrun(&mut self, index: usize) {
+        let channel = self.handle_of(index);
+        self.stats.channels_overrun += 1;
+        self.kill(index, CloseCause::Overrun);
+        self.events.push_back(Event::Closed {
+            channel,
+            cause: CloseCause::Overrun,
+        });
     }
 }

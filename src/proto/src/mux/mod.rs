@@ -22,10 +22,13 @@
 //! Flow control, both directions, per channel:
 //! - incoming: bytes count from arrival until the shell reports them `consumed` (written to
 //!   the local sink). At `incoming_high` a protocol-1+ peer gets PAUSE, at `incoming_low`
-//!   RESUME. Above `channel_incoming_max` (or the tunnel's `tunnel_incoming_max`) the tunnel
-//!   stops consuming input until the channel drains: [`Multiplexer::wants_input`] turns false
-//!   and [`Event::InputReady`] announces the end of the stall. Protocol-0 peers cannot be
-//!   paused, so for them this back-pressure is the only bound.
+//!   RESUME; while the tunnel as a whole holds more than half its `tunnel_incoming_max`, a
+//!   channel is paused as soon as it holds more than `incoming_low`. A channel above
+//!   `channel_incoming_max` is closed ([`CloseCause::Overrun`]), and while the tunnel holds
+//!   more than `tunnel_incoming_max` the channel holding the most is closed the same way. The
+//!   tunnel itself never stops reading: one sink that does not keep up costs its own channel,
+//!   never its neighbours. Protocol-0 peers cannot be paused, so for them the caps are the
+//!   only bound.
 //! - outgoing: queued DATA counts until it is handed to `poll_transmit`. The shell reads a
 //!   channel's source only while [`Multiplexer::can_send`] says so (below `outgoing_high`,
 //!   down to `outgoing_low` after a block, and never while the peer has it PAUSEd).
@@ -86,8 +89,11 @@ pub struct MuxStats {
     pub ignored_new: u64,
     /// NEW frames refused because of `max_channels`.
     pub refused_channels: u64,
-    /// Times the tunnel stopped consuming input because a channel or the tunnel was full.
-    pub input_stalls: u64,
+    /// Channels closed because their sink fell behind a queue cap ([`CloseCause::Overrun`]).
+    pub channels_overrun: u64,
+    /// The most bytes one channel received after it was sent PAUSE and before RESUME: what
+    /// was in flight when the peer heard of the PAUSE. The caps must leave room for it.
+    pub pause_overshoot_max: u64,
 }
 
 /// A control frame, sent before any channel's data.
@@ -117,9 +123,6 @@ pub struct Multiplexer<R: Random> {
     ready: VecDeque<(usize, u32)>,
     events: VecDeque<Event>,
     incoming_total: usize,
-    channels_over_max: usize,
-    /// `handle_input` stopped early; `InputReady` is owed once unblocked.
-    input_stalled: bool,
     timers: timers::Timers,
     closed: Option<MuxError>,
     stats: MuxStats,
@@ -145,8 +148,6 @@ impl<R: Random> Multiplexer<R> {
             ready: VecDeque::new(),
             events: VecDeque::new(),
             incoming_total: 0,
-            channels_over_max: 0,
-            input_stalled: false,
             timers,
             closed: None,
             stats: MuxStats::default(),
@@ -166,6 +167,11 @@ impl<R: Random> Multiplexer<R> {
     /// Channels that exist (open, or closing and not yet drained).
     pub fn channel_count(&self) -> usize {
         self.channels.len()
+    }
+
+    /// Bytes received for the local sinks and not yet reported consumed, over all channels.
+    pub fn incoming_queued(&self) -> usize {
+        self.incoming_total
     }
 
     /// Counters for metrics.
@@ -280,7 +286,7 @@ impl<R: Random> Multiplexer<R> {
     /// Reports that `n` bytes handed out by [`Self::recv`] reached the local sink. This is what
     /// frees flow-control credit; calls with stale handles are ignored.
     pub fn consumed(&mut self, handle: ChannelHandle, n: usize) {
-        let (low, high) = (self.config.incoming_low, self.config.incoming_high);
+        let low = self.config.incoming_low;
         let Some(ch) = self.get_mut(handle) else {
             return;
         };
@@ -290,19 +296,11 @@ impl<R: Random> Multiplexer<R> {
         if resume {
             ch.pause_sent = false;
         }
-        let unblocked = ch.over_max && ch.incoming_pending <= high;
-        if unblocked {
-            ch.over_max = false;
-        }
         let id = ch.id;
         self.incoming_total -= n;
         if resume && ch_is_open(&self.channels, handle) {
             self.control.push_back(Control::Resume(id));
         }
-        if unblocked {
-            self.channels_over_max -= 1;
-        }
-        self.signal_input_ready();
     }
 
     /// Closes a channel from this side: queues CLOSE behind its data and forgets it. The
@@ -346,26 +344,15 @@ impl<R: Random> Multiplexer<R> {
         self.events.pop_front()
     }
 
-    /// Whether `handle_input` would consume more bytes now. While false, stop reading the
-    /// tunnel socket and wait for [`Event::InputReady`].
+    /// Whether the tunnel still takes input (it has not ended). The multiplexer never stops
+    /// reading for flow control: a channel that does not drain is closed instead.
     pub fn wants_input(&self) -> bool {
-        self.closed.is_none() && !self.input_blocked()
+        self.closed.is_none()
     }
 
     /// Whether `poll_transmit` has anything to send.
     pub fn wants_output(&self) -> bool {
         self.closed.is_none() && (!self.control.is_empty() || !self.ready.is_empty())
-    }
-
-    fn input_blocked(&self) -> bool {
-        self.channels_over_max > 0 || self.incoming_total > self.config.tunnel_incoming_max
-    }
-
-    fn signal_input_ready(&mut self) {
-        if self.input_stalled && !self.input_blocked() {
-            self.input_stalled = false;
-            self.events.push_back(Event::InputReady);
-        }
     }
 
     fn get(&self, handle: ChannelHandle) -> Option<&Channel> {
@@ -416,11 +403,6 @@ impl<R: Random> Multiplexer<R> {
         self.incoming_total -= ch.incoming_pending;
         ch.incoming_pending = 0;
         ch.pause_sent = false;
-        if ch.over_max {
-            ch.over_max = false;
-            self.channels_over_max -= 1;
-        }
-        self.signal_input_ready();
     }
 
     fn push_out(&mut self, index: usize, item: OutItem) {

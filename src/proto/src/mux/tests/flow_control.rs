@@ -1,11 +1,11 @@
-//! PAUSE/RESUME, input stalls and outgoing watermarks: slow readers lose nothing and cost
-//! bounded memory.
+//! PAUSE/RESUME, the queue caps and outgoing watermarks: paused readers lose nothing, a
+//! reader past a cap loses only its own channel, and memory stays bounded.
 
 use bytes::Bytes;
 
 use super::harness::Pair;
 use crate::crypto::CipherKind;
-use crate::mux::{Event, MuxConfig, Recv};
+use crate::mux::{ChannelHandle, CloseCause, MuxConfig};
 use crate::version::ProtocolVersion;
 
 fn small_server() -> MuxConfig {
@@ -30,49 +30,60 @@ fn small_client() -> MuxConfig {
     }
 }
 
-/// The client sends a bulk upload while the server reads slowly, chunk by chunk.
-fn slow_reader(version: ProtocolVersion) -> (Pair, Vec<u8>) {
+/// The client sends a bulk upload of `len` bytes while the server reads slowly, chunk by
+/// chunk. Returns the pair and the most the server held.
+fn slow_reader(version: ProtocolVersion, len: u32) -> (Pair, ChannelHandle, Vec<u8>, usize) {
     let mut p = Pair::with_config(CipherKind::AesCbc, version, small_server(), small_client());
     let (s, c) = p.open();
     p.server.auto_consume = false;
-    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     let mut sent = 0;
     let mut max_pending = 0;
     for _ in 0..100_000 {
         // The client reads its "source" only while allowed, as a shell would.
         while sent < data.len() && p.client.mux.can_send(c) {
             let n = (data.len() - sent).min(16 * 1024);
-            p.client
+            if p.client
                 .mux
                 .send(c, Bytes::copy_from_slice(&data[sent..sent + n]), p.now)
-                .unwrap();
+                .is_err()
+            {
+                break;
+            }
             sent += n;
         }
         p.drive();
         max_pending = max_pending.max(p.server.mux.incoming_total);
         p.server.drain_up_to(s, 8 * 1024);
         p.server.process_events(p.now);
-        if p.server.received.get(&s).map_or(0, Vec::len) == data.len() {
+        let got = p.server.received.get(&s).map_or(0, Vec::len);
+        if got == data.len() || p.server.mux.get(s).is_none() {
             break;
         }
     }
-    assert_eq!(
-        p.server.received[&s], data,
-        "v{version}: every byte, in order"
-    );
-    assert!(
-        max_pending <= 256 * 1024 + 64 * 1024,
-        "v{version}: the server held {max_pending} bytes"
-    );
-    (p, data)
+    (p, s, data, max_pending)
 }
 
 #[test]
-fn protocol_1_and_2_peers_are_paused_and_resumed() {
+fn protocol_1_and_2_peers_are_paused_and_resumed_and_lose_nothing() {
     for version in [ProtocolVersion::V1, ProtocolVersion::V2] {
-        let (p, _) = slow_reader(version);
+        let (p, s, data, max_pending) = slow_reader(version, 2_000_000);
+        assert_eq!(
+            p.server.received[&s], data,
+            "v{version}: every byte, in order"
+        );
+        assert!(
+            max_pending <= 256 * 1024,
+            "v{version}: the server held {max_pending} bytes"
+        );
         let stats = p.server.mux.stats();
         assert!(stats.pauses_sent > 0, "v{version}: PAUSE sent");
+        assert_eq!(stats.channels_overrun, 0);
+        assert!(
+            stats.pause_overshoot_max < 64 * 1024,
+            "v{version}: in flight after PAUSE: {}",
+            stats.pause_overshoot_max
+        );
         assert_eq!(p.client.mux.stats().pauses_received, stats.pauses_sent);
         assert!(
             !p.client.writable.is_empty(),
@@ -82,79 +93,102 @@ fn protocol_1_and_2_peers_are_paused_and_resumed() {
 }
 
 #[test]
-fn protocol_0_peers_are_never_sent_pause_and_the_tunnel_stalls_instead() {
-    let (p, _) = slow_reader(ProtocolVersion::V0);
+fn a_protocol_0_reader_within_its_cap_loses_nothing_and_is_never_paused() {
+    let (p, s, data, _) = slow_reader(ProtocolVersion::V0, 200_000);
+    assert_eq!(p.server.received[&s], data);
     assert_eq!(p.server.mux.stats().pauses_sent, 0);
     assert_eq!(p.client.mux.stats().pauses_received, 0);
 }
 
 #[test]
-fn an_undrained_channel_stalls_input_until_it_drains() {
-    let mut p = Pair::with_config(
-        CipherKind::AesGcm,
-        ProtocolVersion::V0,
-        small_server(),
-        small_client(),
-    );
-    let (s, c) = p.open();
-    p.server.auto_consume = false;
-    p.client
-        .mux
-        .send(c, Bytes::from(vec![7u8; 600 * 1024]), p.now)
-        .unwrap();
+fn a_protocol_0_reader_past_its_cap_loses_its_channel_and_the_tunnel_reads_on() {
+    let (mut p, s, data, max_pending) = slow_reader(ProtocolVersion::V0, 2_000_000);
+    assert_eq!(p.server.mux.stats().pauses_sent, 0, "never PAUSE a v0 peer");
+    assert!(p.server.closed.contains(&(s, CloseCause::Overrun)));
+    assert!(max_pending <= 256 * 1024 + 16 * 1024, "held {max_pending}");
+    let got = p.server.received.get(&s).map_or(&[][..], Vec::as_slice);
+    assert!(data.starts_with(got) && got.len() < data.len());
+    assert_eq!(p.server.mux.stats().channels_overrun, 1);
+    // The client heard of it, and another channel of the tunnel is served.
     p.drive();
     assert!(
-        !p.server.mux.wants_input(),
-        "over the channel cap: input stops"
+        p.client
+            .closed
+            .iter()
+            .any(|(_, c)| *c == CloseCause::PeerClosed)
     );
-    assert!(p.server.mux.stats().input_stalls >= 1);
-    assert!(
-        !p.server.inbox.is_empty(),
-        "the rest waits in the read buffer"
-    );
-    let mut got = 0;
-    while got < 600 * 1024 {
-        match p.server.mux.recv(s) {
-            Recv::Data(b) => {
-                got += b.len();
-                p.server.mux.consumed(s, b.len());
-                p.server.process_events(p.now);
-            }
-            other => panic!("after {got}: {other:?}"),
-        }
-    }
-    assert!(p.server.mux.wants_input());
+    p.server.auto_consume = true;
+    let (s2, c2) = p.open();
+    p.client
+        .mux
+        .send(c2, Bytes::from_static(b"still here"), p.now)
+        .unwrap();
+    p.drive();
+    assert_eq!(p.server.received[&s2], b"still here");
 }
 
 #[test]
-fn input_ready_is_announced_after_a_stall() {
+fn past_the_tunnel_cap_the_channel_holding_the_most_is_closed() {
+    for version in [ProtocolVersion::V0, ProtocolVersion::V2] {
+        let mut p = Pair::with_config(CipherKind::AesGcm, version, small_server(), small_client());
+        p.server.auto_consume = false;
+        // Five channels, each under its own cap, together over the tunnel's 1 MiB; the first
+        // holds the most when the last one pushes the tunnel over.
+        let pairs: Vec<_> = (0..5).map(|_| p.open()).collect();
+        for (i, &(_, c)) in pairs.iter().enumerate() {
+            let n = if i == 0 { 240 * 1024 } else { 200 * 1024 };
+            p.client
+                .mux
+                .send(c, Bytes::from(vec![i as u8; n]), p.now)
+                .unwrap();
+            p.drive();
+        }
+        p.server.process_events(p.now);
+        assert!(p.server.mux.incoming_total <= 1024 * 1024);
+        let overrun: Vec<_> = p
+            .server
+            .closed
+            .iter()
+            .filter(|(_, c)| *c == CloseCause::Overrun)
+            .map(|(h, _)| *h)
+            .collect();
+        assert_eq!(
+            overrun,
+            vec![pairs[0].0],
+            "v{version}: the largest one goes"
+        );
+        assert!(p.server.mux.wants_input(), "the tunnel reads on");
+    }
+}
+
+#[test]
+fn under_tunnel_pressure_channels_are_paused_early() {
     let mut p = Pair::with_config(
-        CipherKind::AesCbc,
-        ProtocolVersion::V0,
+        CipherKind::AesGcm,
+        ProtocolVersion::V2,
         small_server(),
         small_client(),
     );
-    let (s, c) = p.open();
     p.server.auto_consume = false;
-    p.client
-        .mux
-        .send(c, Bytes::from(vec![1u8; 400 * 1024]), p.now)
-        .unwrap();
-    let wire = p.client.output(p.now);
-    p.server.inbox.extend_from_slice(&wire);
-    p.server
-        .mux
-        .handle_input(&mut p.server.inbox, p.now)
-        .unwrap();
-    assert!(!p.server.mux.wants_input());
-    let mut ready = false;
-    while let Recv::Data(b) = p.server.mux.recv(s) {
-        p.server.mux.consumed(s, b.len());
-        while let Some(e) = p.server.mux.poll_event() {
-            ready |= e == Event::InputReady;
+    let pairs: Vec<_> = (0..8).map(|_| p.open()).collect();
+    // Each channel gets 40 KiB: under `incoming_high` (64 KiB), over `incoming_low`. Once the
+    // tunnel holds half its cap, channels are paused at `incoming_low`.
+    for _ in 0..4 {
+        for &(_, c) in &pairs {
+            if p.client.mux.can_send(c) {
+                p.client
+                    .mux
+                    .send(c, Bytes::from(vec![3u8; 40 * 1024]), p.now)
+                    .unwrap();
+            }
         }
+        p.drive();
     }
-    assert!(ready, "InputReady after draining");
+    let held = p.server.mux.incoming_total;
+    assert!(held >= 512 * 1024, "pressure reached: {held}");
+    assert!(held <= 1024 * 1024);
+    assert!(p.server.mux.stats().pauses_sent > 0);
+    assert_eq!(p.server.mux.stats().channels_overrun, 0, "nobody lost");
 }
 
 #[test]

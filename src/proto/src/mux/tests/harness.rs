@@ -104,7 +104,7 @@ impl Side {
         self.process_events(now);
     }
 
-    pub(super) fn process_events(&mut self, now: Instant) {
+    pub(super) fn process_events(&mut self, _now: Instant) {
         while let Some(event) = self.mux.poll_event() {
             match event {
                 Event::Opened { channel, caller } => {
@@ -121,11 +121,6 @@ impl Side {
                     self.closed.push((channel, cause));
                     if self.auto_consume {
                         self.drain(channel);
-                    }
-                }
-                Event::InputReady => {
-                    if let Err(e) = self.mux.handle_input(&mut self.inbox, now) {
-                        self.error.get_or_insert(e);
                     }
                 }
             }
