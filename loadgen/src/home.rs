@@ -87,6 +87,11 @@ impl Plan {
         }))
     }
 
+    /// The edge's tunnel address.
+    pub fn edge(&self) -> SocketAddr {
+        self.edge
+    }
+
     /// Credentials for tunnel `i`.
     pub fn creds(&self, i: usize, rng: &mut StdRng) -> Result<Creds> {
         Creds::mint(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sluice_loadgen::creds::{Creds, host_name, new_key, parse_cipher, parse_version, read_keys};
 use sluice_loadgen::home::{Plan, TunnelArgs};
 use sluice_loadgen::runtime::Cores;
-use sluice_loadgen::scenario::{bulk, connect, handover, latency, scale};
+use sluice_loadgen::scenario::{bulk, connect, handover, latency, scale, soak, stalled};
 use sluice_loadgen::tunnel::{Fleet, Stop};
 use sluice_loadgen::{admin, origin, report, tls};
 use sluice_proto::crypto::CipherKind;
@@ -45,6 +45,12 @@ enum Command {
     Latency(latency::LatencyArgs),
     /// Idle tunnels and idle channels: resident memory per tunnel and per channel.
     Scale(scale::ScaleArgs),
+    /// Browsers that never read a large download, and a probe of the same host: what slow
+    /// readers cost their neighbours and the edge.
+    Stalled(stalled::StalledArgs),
+    /// Mixed traffic for a long time, failing when the edge's descriptors, memory, channels or
+    /// tunnels keep growing once the load is steady.
+    Soak(soak::SoakArgs),
     /// Same-worker against handed-over connections on a Sluice edge.
     Handover(handover::HandoverArgs),
     /// Run an origin (raw or TLS) on a TCP port.
@@ -141,6 +147,8 @@ fn main() -> Result<()> {
         Command::Handshakes(a) => (a.common.json, connect::run(a, true)?),
         Command::Latency(a) => (a.common.json, latency::run(a)?),
         Command::Scale(a) => (a.common.json, scale::run(a)?),
+        Command::Stalled(a) => (a.common.json, stalled::run(a)?),
+        Command::Soak(a) => (a.common.json, soak::run(a)?),
         Command::Handover(a) => (a.common.json, handover::run(a)?),
         Command::Origin(a) => return run_origin(a),
         Command::Tunnels(a) => return run_tunnels(a),
@@ -173,6 +181,12 @@ fn main() -> Result<()> {
     };
     let (json, r) = rep;
     r.print(json);
+    // A soak that saw growth, corruption or failed exchanges fails (the report says which).
+    if r.figures.get("trending").is_some_and(|&n| n > 0.0)
+        || r.figures.get("corrupt").is_some_and(|&n| n > 0.0)
+    {
+        std::process::exit(2);
+    }
     Ok(())
 }
 

@@ -73,6 +73,16 @@ fn vm_rss(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Open descriptors of one process (not its descendants).
+pub fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Resident set (VmRSS) of one process (not its descendants), in KiB.
+pub fn rss_kib_of(pid: u32) -> u64 {
+    vm_rss(pid)
+}
+
 /// The kernel's slab memory (`/proc/meminfo` Slab), in KiB: sockets live there.
 pub fn slab_kib() -> u64 {
     fs::read_to_string("/proc/meminfo")

@@ -260,6 +260,12 @@ pub async fn serve(
                     while !matches!(mux.recv(channel), Recv::Closed) {}
                     drop_chan(&mut chans, channel);
                 }
+                // What a protocol-0 stall left in the buffer goes first.
+                Event::InputReady => {
+                    if let Err(e) = mux.handle_input(&mut inbox, now) {
+                        break 'outer format!("protocol: {e}");
+                    }
+                }
             }
         }
         // Answers, while the multiplexer takes them.

@@ -230,4 +230,95 @@ fn every_scenario_runs_against_an_in_process_edge() {
     assert!(fig(&r, "connections.same") > 0.0, "{r}");
     assert!(fig(&r, "connections.other") > 0.0, "{r}");
     assert!(r["notes"].as_array().is_some_and(|n| n.is_empty()), "{r}");
+
+    let r = scenario(&[
+        "stalled",
+        "--target",
+        &target,
+        "--admin",
+        &admin_arg,
+        "--host-count",
+        "1",
+        "--stalled",
+        "20",
+        "--size",
+        "4194304",
+        "--probe-every",
+        "50",
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(fig(&r, "stalled_open"), 20.0, "{r}");
+    assert!(fig(&r, "probes") > 5.0, "{r}");
+    assert_eq!(fig(&r, "probe_errors"), 0.0, "{r}");
+    // The stalled browsers' downloads wait at the edge (and in the sockets), never more than
+    // the tunnel's cap (plus the frame that crossed it).
+    use sluice_proto::limits::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_TUNNEL_INCOMING_MAX};
+    let queued = fig(&r, "edge_queued_max_bytes");
+    assert!(queued > 0.0, "{r}");
+    assert!(
+        queued <= (DEFAULT_TUNNEL_INCOMING_MAX + DEFAULT_MAX_FRAME_SIZE as usize) as f64,
+        "{r}"
+    );
+}
+
+/// Two minutes of mixed traffic (bulk, short connections, browsers that close first or reset,
+/// slow readers, a tunnel that reconnects every few seconds) against an in-process edge: the
+/// edge's descriptors, memory, channels and tunnels must not grow once the load is steady, and
+/// every exchange must complete intact.
+#[test]
+fn a_two_minute_soak_shows_nothing_growing() {
+    let key = FernetKey::generate(&mut StdRng::from_entropy());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, format!("{}\n", key.to_base64())).expect("key file");
+    let mut config = EdgeConfig::for_keys(vec![key]);
+    config.workers = 2;
+    config.admin = Some("127.0.0.1:0".parse().expect("addr"));
+    let edge = sluice_edge::start(config).expect("edge starts");
+    let target = edge.listen_addrs()[0].to_string();
+    let admin = edge.admin_addr().expect("admin").to_string();
+    let watch = format!("edge={}", std::process::id());
+    let keys_arg = keys.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["soak", "--target", &target, "--peer-edge", &target])
+        .args([
+            "--fernet-keys",
+            &keys_arg,
+            "--admin",
+            &admin,
+            "--watch",
+            &watch,
+        ])
+        .args(["--tunnels", "4", "--host-count", "4", "--duration", "120"])
+        .args(["--sample-every", "3", "--reconnect-every", "4"])
+        .args(["--json", "--quiet", "--threads", "1"])
+        .output()
+        .expect("runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(200),
+        "the soak overran"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{r}");
+    assert_eq!(fig(&r, "trending"), 0.0, "{r}");
+    assert_eq!(fig(&r, "corrupt"), 0.0, "{r}");
+    assert_eq!(fig(&r, "tunnels_up"), 4.0, "{r}");
+    for kind in [
+        "bulk",
+        "short",
+        "close_first",
+        "reset",
+        "slow",
+        "flap_probe",
+    ] {
+        assert!(fig(&r, &format!("ok.{kind}")) > 0.0, "{kind}: {r}");
+        assert_eq!(fig(&r, &format!("errors.{kind}")), 0.0, "{kind}: {r}");
+    }
+    assert!(fig(&r, "reconnects") >= 10.0, "{r}");
+    for s in ["fds.edge", "rss_kib.edge", "edge_channels", "edge_tunnels"] {
+        assert!(fig(&r, &format!("samples.{s}")) >= 30.0, "{s}: {r}");
+    }
 }

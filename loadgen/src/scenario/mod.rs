@@ -6,6 +6,8 @@ pub mod connect;
 pub mod handover;
 pub mod latency;
 pub mod scale;
+pub mod soak;
+pub mod stalled;
 
 use std::time::Duration;
 

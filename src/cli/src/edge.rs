@@ -53,16 +53,17 @@ pub(crate) struct EdgeArgs {
     #[arg(long, value_name = "DRIVER")]
     io: Option<IoDriver>,
 
-    /// Most tunnels connected at once [default: 100000].
+    /// Most tunnels connected at once, all workers together [default: 100000].
     #[arg(long, value_name = "N", help_heading = "Limits")]
     max_tunnels: Option<usize>,
     /// Most browser connections per tunnel [default: 1024].
     #[arg(long, value_name = "N", help_heading = "Limits")]
     max_channels_per_tunnel: Option<usize>,
-    /// Most browser connections at once [default: 1000000].
+    /// Most browser connections at once, all workers together [default: 1000000].
     #[arg(long, value_name = "N", help_heading = "Limits")]
     max_connections: Option<usize>,
-    /// Most connections still in their hello or tunnel handshake [default: 10000].
+    /// Most connections still in their hello or tunnel handshake, all workers together
+    /// [default: 10000].
     #[arg(long, value_name = "N", help_heading = "Limits")]
     max_pending_handshakes: Option<usize>,
     /// Largest ClientHello, in bytes [default: 16384].

@@ -69,6 +69,8 @@ pub(crate) struct Tunnel {
     output: Notify,
     timer: Notify,
     idle: Notify,
+    /// A protocol-0 stall ended: the tunnel takes input again.
+    input: Notify,
     ended: Latch,
     end_error: Mutex<Option<Error>>,
 }
@@ -145,6 +147,7 @@ pub(crate) async fn connect(
         output: Notify::new(),
         timer: Notify::new(),
         idle: Notify::new(),
+        input: Notify::new(),
         ended: Latch::default(),
         end_error: Mutex::new(None),
     });
@@ -213,6 +216,7 @@ impl Tunnel {
                             s.readable.notify_one();
                         }
                     }
+                    Event::InputReady => self.input.notify_one(),
                 }
             }
             if inner.mux.wants_output() {
@@ -322,6 +326,20 @@ async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
     loop {
         if t.is_ended() {
             return;
+        }
+        if !t.lock().mux.wants_input() {
+            // A protocol-0 channel is over its cap: read nothing until it drains or its grace
+            // ends, so that TCP slows the edge down. The stall's deadline is a new timer.
+            t.timer.notify_one();
+            tokio::select! {
+                _ = t.input.notified() => {}
+                _ = t.ended.wait() => return,
+            }
+            // What the stall left in the buffer goes first: the socket may have nothing more.
+            if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
+                return t.end_with(&e);
+            }
+            continue;
         }
         if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
             // Return a grown buffer's memory rather than keep it while the tunnel is quiet.

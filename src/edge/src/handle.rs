@@ -1,5 +1,6 @@
 //! Starting and stopping an edge.
 
+use crate::memory::Trimmer;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
@@ -49,6 +50,7 @@ pub struct EdgeHandle {
     metrics: Arc<Metrics>,
     drivers: Vec<Driver>,
     grace: Duration,
+    _trimmer: Option<Trimmer>,
 }
 
 /// Binds every address, starts the workers and the admin endpoint, and returns once every
@@ -58,11 +60,13 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let bound = listener::bind_all(&config.listen, &config.peer_listen, workers)
         .map_err(StartError::Bind)?;
     let metrics = Arc::new(Metrics::new(workers));
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| unbounded_channel()).unzip();
     let admin = match config.admin {
-        Some(addr) => Some(Admin::start(addr, metrics.clone()).map_err(StartError::Bind)?),
+        Some(addr) => {
+            Some(Admin::start(addr, metrics.clone(), senders.clone()).map_err(StartError::Bind)?)
+        }
         None => None,
     };
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| unbounded_channel()).unzip();
     let mut per_worker: Vec<Vec<(ListenerKind, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
     let mut listen = Vec::new();
@@ -78,6 +82,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     }
     let config = Arc::new(config);
     let seq = Arc::new(AtomicU64::new(1));
+    let quotas = crate::quota::Quotas::new(&config.limits);
     let cores = if config.pin_workers {
         core_affinity::get_core_ids().unwrap_or_default()
     } else {
@@ -90,6 +95,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let metrics = metrics.clone();
         let peers = senders.clone();
         let seq = seq.clone();
+        let quotas = quotas.clone();
         let ready = ready_tx.clone();
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let spawned = std::thread::Builder::new()
@@ -107,7 +113,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
                     }
                 };
                 metrics.worker(id).set_driver(driver);
-                let worker = Rc::new(Worker::new(id, config, metrics, peers, seq));
+                let worker = Rc::new(Worker::new(id, config, metrics, peers, seq, quotas));
                 let _ = ready.send((id, Ok((driver, why))));
                 drop(ready);
                 rt.block_on(worker.run(listeners, inbox));
@@ -147,6 +153,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             }
         }
     }
+    let trimmer = Trimmer::start(metrics.clone());
     let handle = EdgeHandle {
         listen,
         peer_listen,
@@ -156,6 +163,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics,
         drivers,
         grace: config.timeouts.shutdown_grace,
+        _trimmer: trimmer,
     };
     if let Some(e) = failure {
         drop(handle);

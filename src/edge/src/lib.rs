@@ -16,10 +16,13 @@
 mod admin;
 pub mod config;
 mod handle;
+mod inspect;
 mod io;
 pub mod listener;
+mod memory;
 mod message;
 pub mod metrics;
+mod quota;
 pub mod routes;
 pub mod runtime;
 mod sync;

@@ -1,5 +1,5 @@
 //! What crosses between workers: connections handed to the worker that owns their tunnel,
-//! route changes, key reloads and shutdown. Nothing else does.
+//! route changes, key reloads, the admin's questions and shutdown. Nothing else does.
 
 use bytes::Bytes;
 use std::net::{IpAddr, TcpStream};
@@ -28,6 +28,8 @@ pub(crate) enum Message {
     },
     /// New Fernet keys.
     Keys(Arc<[FernetKey]>),
+    /// The admin asks for views of the worker's tunnels.
+    Inspect(crate::inspect::Inspect),
     /// Stop accepting; let connections finish for `grace`, then close everything.
     Shutdown { grace: Duration },
 }

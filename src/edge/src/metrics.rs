@@ -3,6 +3,7 @@
 //! Each worker writes only its own block (relaxed atomics on its own cache lines: no
 //! contention); the admin thread reads them all when scraped.
 
+use crate::memory::TrimStats;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
@@ -49,13 +50,13 @@ labelled! {
         TunnelOnPublicPort = "tunnel_on_public_port",
         /// TLS on a tunnel-only listener.
         TlsOnPeerPort = "tls_on_peer_port",
-        /// The worker's share of `max_tunnels`.
+        /// The edge's `max_tunnels`.
         TunnelLimit = "tunnel_limit",
         /// The tunnel's `max_channels_per_tunnel`.
         ChannelLimit = "channel_limit",
-        /// The worker's share of `max_connections`.
+        /// The edge's `max_connections`.
         ConnectionLimit = "connection_limit",
-        /// The worker's share of `max_pending_handshakes`.
+        /// The edge's `max_pending_handshakes`.
         PendingLimit = "pending_limit",
         /// The edge is shutting down.
         ShuttingDown = "shutting_down",
@@ -265,13 +266,20 @@ impl WorkerMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     workers: Vec<WorkerMetrics>,
+    memory: TrimStats,
 }
 
 impl Metrics {
     pub(crate) fn new(workers: usize) -> Self {
         Self {
             workers: (0..workers).map(|_| WorkerMetrics::default()).collect(),
+            memory: TrimStats::default(),
         }
+    }
+
+    /// What the memory trimmer did.
+    pub fn memory(&self) -> &TrimStats {
+        &self.memory
     }
 
     /// One worker's block.
@@ -437,6 +445,23 @@ impl Metrics {
                 })
             }),
         );
+        for (name, help, value) in [
+            (
+                "sluice_memory_trims_total",
+                "Times freed memory was returned to the system after a burst.",
+                load(&self.memory.trims),
+            ),
+            (
+                "sluice_memory_trimmed_bytes_total",
+                "Free bytes the allocator held when it was trimmed, summed.",
+                load(&self.memory.freed_bytes),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
         out
     }
 }

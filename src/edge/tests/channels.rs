@@ -124,6 +124,8 @@ fn tight_caps(c: &mut EdgeConfig) {
     c.mux.incoming_low = 64 * 1024;
     c.mux.channel_incoming_max = 2 * 1024 * 1024;
     c.mux.tunnel_incoming_max = 4 * 1024 * 1024;
+    // Protocol 0: a stalled reader holds its tunnel up for this long, then loses its channel.
+    c.mux.unpausable_stall_max = Duration::from_secs(1);
 }
 
 #[test]
@@ -157,7 +159,8 @@ fn browsers_that_never_read_do_not_hold_up_their_tunnel() {
                 "{version} {io:?}: the edge holds {queued} bytes for its browsers"
             );
             if version == ProtocolVersion::V0 {
-                // Nothing can pause a protocol-0 peer: the browsers past their cap are cut.
+                // Nothing can pause a protocol-0 peer: the tunnel stops reading for the grace,
+                // then the browsers still past their cap are cut.
                 let cut = edge
                     .metrics()
                     .total(|w| w.channel_ends(ChannelEnd::Overrun));

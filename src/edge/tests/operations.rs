@@ -73,6 +73,84 @@ fn the_admin_endpoint_serves_metrics_and_health() {
 }
 
 #[test]
+fn the_admin_shows_each_tunnel_without_a_label_per_host() {
+    let (edge, key) = edge(IoDriver::Auto, 2, |c| {
+        c.admin = Some("127.0.0.1:0".parse().unwrap())
+    });
+    let addr = edge.listen_addrs()[0];
+    let admin = edge.admin_addr().unwrap();
+    let _home = support::attach(
+        &edge,
+        addr,
+        &Creds::new(
+            &key,
+            HOST,
+            &["alias.example.test"],
+            ProtocolVersion::V2,
+            CipherKind::AesGcm,
+        ),
+        echo_server(),
+    )
+    .unwrap();
+    let _other = support::attach(
+        &edge,
+        addr,
+        &Creds::new(
+            &key,
+            "other.example.test",
+            &[],
+            ProtocolVersion::V0,
+            CipherKind::AesCbc,
+        ),
+        echo_server(),
+    )
+    .unwrap();
+    echo_round_trip(addr, HOST).unwrap();
+    // One browser held open on HOST: its tunnel is the busiest.
+    let mut held = browser(addr);
+    let hello = hello::client_hello(Some(HOST), 0);
+    held.write_all(&hello).unwrap();
+    read_n(&mut held, hello.len()).unwrap();
+
+    let body = |r: &str| r.split_once("\r\n\r\n").unwrap().1.to_owned();
+    let json = |r: &str| -> serde_json::Value { serde_json::from_str(&body(r)).unwrap() };
+    let list = http_get(admin, "/tunnels");
+    assert!(list.starts_with("HTTP/1.1 200 OK\r\n"), "{list}");
+    let list = json(&list);
+    let tunnels = list["tunnels"].as_array().unwrap();
+    assert_eq!(tunnels.len(), 2, "{list}");
+    assert_eq!(list["truncated"], false);
+    assert_eq!(list["workers_unanswered"], 0);
+    let first = &tunnels[0];
+    assert_eq!(first["host"], HOST, "{list}");
+    assert_eq!(first["aliases"][0], "alias.example.test");
+    assert_eq!(first["protocol"], 2);
+    assert_eq!(first["cipher"], "aes-gcm");
+    assert_eq!(first["channels"], 1);
+    assert!(
+        first["bytes_in"].as_u64().unwrap() >= hello.len() as u64,
+        "{list}"
+    );
+    assert_eq!(tunnels[1]["host"], "other.example.test");
+    assert_eq!(tunnels[1]["protocol"], 0);
+
+    let cut = json(&http_get(admin, "/tunnels?limit=1"));
+    assert_eq!(cut["tunnels"].as_array().unwrap().len(), 1);
+    assert_eq!(cut["truncated"], true);
+
+    // One host, by its alias too, whichever worker owns it.
+    for name in [HOST, "alias.example.test"] {
+        let one = json(&http_get(admin, &format!("/tunnels/{name}")));
+        assert_eq!(one["host"], HOST, "{one}");
+        assert_eq!(one["channels"], 1);
+    }
+    assert!(http_get(admin, "/tunnels/nobody.example.test").starts_with("HTTP/1.1 404"));
+    assert!(http_get(admin, "/tunnels?limit=0").starts_with("HTTP/1.1 400"));
+    assert!(http_get(admin, "/tunnels?limit=100000").starts_with("HTTP/1.1 400"));
+    assert!(http_get(admin, "/tunnels/bad%20name").starts_with("HTTP/1.1 400"));
+}
+
+#[test]
 fn dual_port_mode_keeps_tunnels_and_browsers_apart() {
     let (edge, key) = edge(IoDriver::Auto, 1, |c| {
         c.peer_listen = vec!["127.0.0.1:0".parse().unwrap()]

@@ -243,10 +243,17 @@ fn a_peer_silent_in_the_middle_of_a_frame_still_times_out() {
 
 #[test]
 fn a_tunnel_killed_mid_transfer_closes_its_browsers_only() {
+    let total = 64 * 1024 * 1024;
     for io in support::DRIVERS {
-        let (edge, key) = edge(io, 1, |_| {});
+        // Protocol 0 cannot be paused: the browser, which reads only the start, may lag by the
+        // whole download, and under the default caps a busy machine could see the channel cut
+        // for overrun before the kill this test is about.
+        let (edge, key) = edge(io, 1, |c| {
+            c.mux.channel_incoming_max = 2 * total;
+            c.mux.tunnel_incoming_max = 2 * total;
+        });
         let addr = edge.listen_addrs()[0];
-        let big = pattern_server(64 * 1024 * 1024);
+        let big = pattern_server(total);
         let victim = support::attach(
             &edge,
             addr,
@@ -538,6 +545,60 @@ fn at_a_limit_the_newcomer_is_refused_and_the_rest_served() {
     );
     drop(held);
     assert!(wait_for(Duration::from_secs(2), || echo_round_trip(addr, HOST).ok()).is_some());
+}
+
+#[test]
+fn a_limit_holds_for_the_whole_edge_whatever_its_workers() {
+    // Three workers, six tunnels: with per-worker shares (two each) a newcomer hashed to a busy
+    // worker was refused while the edge had room, and rounding up let more through.
+    let (edge, key) = edge(IoDriver::Auto, 3, |c| {
+        c.limits.max_tunnels = 6;
+    });
+    let addr = edge.listen_addrs()[0];
+    let creds = |i: usize| {
+        Creds::new(
+            &key,
+            &format!("t{i}.example.test"),
+            &[],
+            ProtocolVersion::V2,
+            CipherKind::AesGcm,
+        )
+    };
+    let peers: Vec<_> = (0..6)
+        .map(|i| support::attach(&edge, addr, &creds(i), echo_server()).unwrap())
+        .collect();
+    for (i, p) in peers.iter().enumerate() {
+        assert!(
+            p.ended().is_none(),
+            "tunnel {i} was refused below the limit"
+        );
+        echo_round_trip(addr, &format!("t{i}.example.test")).unwrap();
+    }
+    assert_eq!(
+        edge.metrics().total(|w| w.refusals(Refusal::TunnelLimit)),
+        0
+    );
+    let extra = support::attach(&edge, addr, &creds(6), echo_server()).unwrap();
+    assert!(extra.wait_ended(Duration::from_secs(5)).is_some());
+    assert_eq!(
+        edge.metrics().total(|w| w.refusals(Refusal::TunnelLimit)),
+        1
+    );
+    // A tunnel that ends gives its unit back, whichever worker held it.
+    drop(peers);
+    assert!(
+        wait_for(Duration::from_secs(5), || (edge
+            .metrics()
+            .total(
+                |w| w.tunnels.load(std::sync::atomic::Ordering::Relaxed) as u64
+            )
+            == 0)
+            .then_some(()))
+        .is_some()
+    );
+    let again = support::attach(&edge, addr, &creds(7), echo_server()).unwrap();
+    echo_round_trip(addr, "t7.example.test").unwrap();
+    assert!(again.ended().is_none());
 }
 
 #[test]

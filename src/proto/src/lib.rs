@@ -27,6 +27,7 @@ pub mod hostname;
 pub mod limits;
 pub mod mux;
 pub mod peek;
+pub mod preamble;
 pub mod proxy;
 pub mod random;
 pub mod sni;

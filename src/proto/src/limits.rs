@@ -56,11 +56,14 @@ pub const DEFAULT_INCOMING_LOW: usize = 128 * 1024;
 /// Default per-channel cap on undelivered incoming bytes: above it the channel is closed
 /// (overrun) and the tunnel reads on. It leaves room above [`DEFAULT_INCOMING_HIGH`] for what
 /// is in flight when PAUSE is sent (2-5 MiB measured on loopback). Protocol-0 peers cannot be
-/// paused, so this is how far a protocol-0 reader may lag its source.
+/// paused: past it their tunnel stops reading, for at most [`DEFAULT_UNPAUSABLE_STALL_MAX`].
 pub const DEFAULT_CHANNEL_INCOMING_MAX: usize = 8 * 1024 * 1024;
 /// Default cap on undelivered incoming bytes summed over a tunnel's channels: above it the
 /// channel holding the most is closed; above half of it channels are paused early.
 pub const DEFAULT_TUNNEL_INCOMING_MAX: usize = 32 * 1024 * 1024;
+/// Protocol 0 (no PAUSE): how long a tunnel may stop reading for a channel over its cap
+/// before that channel is closed (see [`crate::mux::MuxConfig::unpausable_stall_max`]).
+pub const DEFAULT_UNPAUSABLE_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Default high watermark of a channel's queued outgoing bytes: above it the local source
 /// (browser or home server socket) is not read.
 pub const DEFAULT_OUTGOING_HIGH: usize = 256 * 1024;

@@ -4,8 +4,11 @@
 //! Precedence, highest first: a flag, the file, the default. The raw layer ([`RawConfig`])
 //! has every field optional and rejects unknown keys; [`RawConfig::resolve`] applies defaults,
 //! reads the Fernet key file and checks every value, producing an [`EdgeConfig`] that cannot
-//! hold an inconsistent state. Limits are per edge; each worker enforces its share
-//! (`limit / workers`, rounded up), so that workers share nothing.
+//! hold an inconsistent state. `max_tunnels`, `max_connections` and `max_pending_handshakes`
+//! are limits of the whole edge: the workers count them together (one atomic counter each,
+//! touched once per connection, never per byte), so an edge never admits more, whatever the
+//! number of workers, and never refuses below them because one worker is busier.
+//! `max_channels_per_tunnel` and the flow-control caps are per tunnel or per channel.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -79,13 +82,13 @@ pub struct RawConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    /// Tunnels connected at once.
+    /// Tunnels connected at once, in the whole edge.
     pub max_tunnels: Option<usize>,
     /// Channels (browser connections) per tunnel.
     pub max_channels_per_tunnel: Option<usize>,
-    /// Browser connections at once.
+    /// Browser connections at once, in the whole edge.
     pub max_connections: Option<usize>,
-    /// Connections still in their hello or tunnel handshake.
+    /// Connections still in their hello or tunnel handshake, in the whole edge.
     pub max_pending_handshakes: Option<usize>,
     /// Largest ClientHello handshake message, in bytes.
     pub max_hello_len: Option<usize>,
@@ -425,11 +428,6 @@ pub fn parse_keys(text: &str) -> Result<Vec<FernetKey>, usize> {
 }
 
 impl EdgeConfig {
-    /// A worker's share of an edge-wide limit.
-    pub fn per_worker(&self, limit: usize) -> usize {
-        limit.div_ceil(self.workers).max(1)
-    }
-
     /// A configuration for tests and embedding: the given keys, loopback port 0, defaults.
     pub fn for_keys(keys: Vec<FernetKey>) -> Self {
         let base = MuxConfig::server();

@@ -74,7 +74,6 @@ tunnel_idle = "2m"
     assert_eq!(c.limits.max_tunnels, 10);
     assert_eq!(c.timeouts.hello, Duration::from_secs(1));
     assert_eq!(c.mux.idle_timeout, Some(Duration::from_secs(120)));
-    assert_eq!(c.per_worker(c.limits.max_tunnels), 5);
 }
 
 #[test]

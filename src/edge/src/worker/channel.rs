@@ -27,6 +27,7 @@ use super::conn::{Refused, refuse};
 use super::tunnel::{ChannelSlot, Tunnel};
 use crate::io;
 use crate::metrics::{ChannelEnd, Refusal, WorkerMetrics};
+use crate::quota::Held;
 
 /// Bytes of a browser read after it was idle.
 const FIRST_READ: usize = 16 * 1024;
@@ -40,7 +41,7 @@ const MAX_SEGMENTS: usize = 64;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Counts a proxied browser connection while alive.
-struct Connection(Rc<Worker>);
+struct Connection(Rc<Worker>, #[allow(dead_code)] Held);
 
 impl Drop for Connection {
     fn drop(&mut self) {
@@ -58,14 +59,14 @@ pub(super) async fn serve(
     caller: IpAddr,
     record_version: u16,
 ) {
-    if w.connections.get() >= w.shares.connections {
+    let Some(held) = w.quotas.connections.take() else {
         let r = Refused::tls(
             Refusal::ConnectionLimit,
             AlertDescription::InternalError,
             record_version,
         );
         return refuse(&w, stream, r).await;
-    }
+    };
     let slot = match t.open(caller, preamble) {
         Ok(slot) => slot,
         Err(e) => {
@@ -85,7 +86,7 @@ pub(super) async fn serve(
         }
     };
     w.connections.set(w.connections.get() + 1);
-    let _connection = Connection(w.clone());
+    let _connection = Connection(w.clone(), held);
     WorkerMetrics::gauge(&w.m().channels, 1);
     WorkerMetrics::inc(&w.m().browsers_accepted);
 

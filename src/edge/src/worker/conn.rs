@@ -15,20 +15,20 @@ use std::time::Duration;
 use tracing::{Instrument, debug, debug_span};
 
 use sluice_proto::Hostname;
+use sluice_proto::limits::MAX_PROXY_V2_LEN;
 use sluice_proto::peek::Peek;
-use sluice_proto::proxy::peek_proxy_header;
-use sluice_proto::sni::{AlertDescription, HelloError, fatal_alert, peek_client_hello};
+use sluice_proto::preamble::{self, Rules, classify};
+use sluice_proto::sni::{AlertDescription, fatal_alert};
 
 use super::{Worker, channel, tunnel};
 use crate::io;
 use crate::listener::ListenerKind;
 use crate::message::{Handover, Message};
 use crate::metrics::{Refusal, WorkerMetrics};
+use crate::quota::Held;
 
 /// Most workers a connection visits (routes can move while it travels).
 const MAX_HOPS: u8 = 2;
-/// Room beyond the hello cap for record headers and a PROXY header.
-const PREAMBLE_SLACK: usize = 4096;
 /// Most reads a preamble may take. The hello is re-parsed after each read, and a hello cut in
 /// tiny records costs more per parse as it grows: bounding the reads bounds the work. A
 /// ClientHello dribbled one byte per segment still fits if it is under 1 KiB.
@@ -37,12 +37,13 @@ const MAX_PREAMBLE_READS: usize = 1024;
 const ALERT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Counts a connection as pending (in its hello or handshake) while alive.
-pub(super) struct Pending(Rc<Worker>);
+/// The edge-wide count is the [`Held`] unit; the worker's own is for its metrics and drain.
+pub(super) struct Pending(Rc<Worker>, #[allow(dead_code)] Held);
 
 impl Pending {
-    fn new(w: &Rc<Worker>) -> Self {
+    fn new(w: &Rc<Worker>, held: Held) -> Self {
         w.pending.set(w.pending.get() + 1);
-        Self(w.clone())
+        Self(w.clone(), held)
     }
 }
 
@@ -89,12 +90,18 @@ enum Preamble {
 }
 
 /// Serves one accepted connection to its end.
-pub(super) async fn handle(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr, kind: ListenerKind) {
+pub(super) async fn handle(
+    w: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    held: Held,
+) {
     let span = debug_span!("conn", %peer, sni = tracing::field::Empty);
     async move {
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
-        let pending = Pending::new(&w);
+        let pending = Pending::new(&w, held);
         let caller = peer.ip().to_canonical();
         let hello_timeout = w.config.timeouts.hello;
         let preamble = match monoio::time::timeout(
@@ -133,74 +140,55 @@ async fn read_preamble(
     w: &Worker,
     stream: &mut TcpStream,
     kind: ListenerKind,
-    mut caller: IpAddr,
+    caller: IpAddr,
 ) -> Result<Preamble, Refused> {
-    let max_hello = w.config.limits.max_hello_len;
-    let cap = max_hello + PREAMBLE_SLACK;
+    let rules = Rules {
+        trust_proxy: w.config.trust_proxy_protocol,
+        browsers: kind != ListenerKind::Peer,
+        tunnels: matches!(
+            kind,
+            ListenerKind::Peer | ListenerKind::Public { tunnels: true }
+        ),
+        max_hello_len: w.config.limits.max_hello_len,
+    };
     let mut buf = BytesMut::with_capacity(2048);
-    let mut proxy_pending = w.config.trust_proxy_protocol;
     let mut reads = 0;
     loop {
-        if proxy_pending {
-            match peek_proxy_header(&buf) {
-                Ok(Peek::Complete(h)) => {
-                    if let Some(addrs) = h.addresses {
-                        caller = addrs.source.ip().to_canonical();
-                    }
-                    buf.advance(h.len);
-                    proxy_pending = false;
-                    continue;
-                }
-                Ok(Peek::NeedMore) => {}
-                Ok(Peek::NotThisProtocol) | Err(_) => {
-                    return Err(Refused::silent(Refusal::BadProxyHeader));
-                }
+        match classify(&buf, &rules) {
+            Ok(Peek::Complete(preamble::Preamble::Browser {
+                start,
+                sni,
+                record_version,
+                caller: proxied,
+            })) => {
+                buf.advance(start);
+                return Ok(Preamble::Browser {
+                    buf,
+                    sni,
+                    record_version,
+                    caller: proxied.unwrap_or(caller),
+                });
             }
-        } else if let Some(&first) = buf.first() {
-            let tunnels_here = matches!(
-                kind,
-                ListenerKind::Peer | ListenerKind::Public { tunnels: true }
-            );
-            match first {
-                0x16 if kind == ListenerKind::Peer => {
-                    return Err(Refused::silent(Refusal::TlsOnPeerPort));
-                }
-                0x16 => match peek_client_hello(&buf, max_hello) {
-                    Ok(Peek::Complete(hello)) => {
-                        return Ok(Preamble::Browser {
-                            buf,
-                            sni: hello.server_name,
-                            record_version: hello.record_version,
-                            caller,
-                        });
-                    }
-                    Ok(Peek::NeedMore) => {}
-                    Ok(Peek::NotThisProtocol) => return Err(Refused::silent(Refusal::NotTls)),
-                    Err(e) => {
-                        let reason = match e {
-                            HelloError::TooLarge { .. } => Refusal::HelloTooLarge,
-                            _ => Refusal::MalformedHello,
-                        };
-                        return Err(Refused::tls(reason, e.alert(), record_version(&buf)));
-                    }
-                },
-                b'g' if tunnels_here => return Ok(Preamble::Tunnel { buf, caller }),
-                b'g' => return Err(Refused::silent(Refusal::TunnelOnPublicPort)),
-                _ => return Err(Refused::silent(Refusal::NotTls)),
+            Ok(Peek::Complete(preamble::Preamble::Tunnel {
+                start,
+                caller: proxied,
+            })) => {
+                buf.advance(start);
+                return Ok(Preamble::Tunnel {
+                    buf,
+                    caller: proxied.unwrap_or(caller),
+                });
             }
-        }
-        if buf.len() >= cap {
-            return Err(Refused::tls(
-                Refusal::HelloTooLarge,
-                AlertDescription::HandshakeFailure,
-                record_version(&buf),
-            ));
+            Ok(Peek::NeedMore | Peek::NotThisProtocol) => {}
+            Err(r) => return Err(refusal(r)),
         }
         reads += 1;
         if reads > MAX_PREAMBLE_READS {
             return Err(Refused::silent(Refusal::HelloTrickled));
         }
-        buf.reserve(2048.min(cap - buf.len()).max(512));
+        // The cap counts after a PROXY header, which is at most MAX_PROXY_V2_LEN.
+        let room = preamble::cap(&rules) + MAX_PROXY_V2_LEN - buf.len();
+        buf.reserve(2048.min(room).max(512));
         let (res, back) = io::read_append(stream, buf).await;
         buf = back;
         match res {
@@ -210,11 +198,22 @@ async fn read_preamble(
     }
 }
 
-/// The record version of a buffer that starts with a TLS record (TLS 1.0 if unreadable).
-fn record_version(buf: &[u8]) -> u16 {
-    match buf {
-        [0x16, major, minor, ..] => u16::from_be_bytes([*major, *minor]),
-        _ => 0x0301,
+/// What a refused preamble is told.
+fn refusal(r: preamble::Refusal) -> Refused {
+    use preamble::Refusal as R;
+    match r {
+        R::BadProxyHeader => Refused::silent(Refusal::BadProxyHeader),
+        R::TlsOnTunnelPort => Refused::silent(Refusal::TlsOnPeerPort),
+        R::TunnelOnBrowserPort => Refused::silent(Refusal::TunnelOnPublicPort),
+        R::NotTls => Refused::silent(Refusal::NotTls),
+        R::HelloTooLarge {
+            alert,
+            record_version,
+        } => Refused::tls(Refusal::HelloTooLarge, alert, record_version),
+        R::MalformedHello {
+            alert,
+            record_version,
+        } => Refused::tls(Refusal::MalformedHello, alert, record_version),
     }
 }
 

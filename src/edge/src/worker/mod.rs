@@ -21,9 +21,11 @@ use sluice_proto::Hostname;
 use sluice_proto::token::FernetKey;
 
 use crate::config::EdgeConfig;
+use crate::inspect::Answer;
 use crate::listener::ListenerKind;
 use crate::message::Message;
 use crate::metrics::{Metrics, TunnelEnd, WorkerMetrics};
+use crate::quota::Quotas;
 use crate::routes::Routes;
 use crate::sync::Latch;
 use tunnel::Tunnel;
@@ -36,14 +38,6 @@ impl sluice_proto::Random for SharedRng {
     fn fill(&mut self, dest: &mut [u8]) {
         rand::RngCore::fill_bytes(&mut *self.0.borrow_mut(), dest);
     }
-}
-
-/// A worker's share of the edge-wide limits.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Shares {
-    tunnels: usize,
-    connections: usize,
-    pending: usize,
 }
 
 /// Everything one worker owns. Lives in an `Rc` on the worker's thread.
@@ -59,7 +53,8 @@ pub(crate) struct Worker {
     /// The edge-wide registration counter (touched once per tunnel handshake).
     seq: Arc<AtomicU64>,
     rng: SharedRng,
-    shares: Shares,
+    /// The edge-wide limits, counted with the other workers.
+    pub(crate) quotas: Quotas,
     /// Connections still reading their hello or tunnel handshake.
     pending: Cell<usize>,
     /// Browser connections proxied into a tunnel now.
@@ -77,12 +72,8 @@ impl Worker {
         metrics: Arc<Metrics>,
         peers: Vec<UnboundedSender<Message>>,
         seq: Arc<AtomicU64>,
+        quotas: Quotas,
     ) -> Self {
-        let shares = Shares {
-            tunnels: config.per_worker(config.limits.max_tunnels),
-            connections: config.per_worker(config.limits.max_connections),
-            pending: config.per_worker(config.limits.max_pending_handshakes),
-        };
         Self {
             id,
             keys: RefCell::new(config.fernet_keys.clone().into()),
@@ -93,7 +84,7 @@ impl Worker {
             peers,
             seq,
             rng: SharedRng(Rc::new(RefCell::new(StdRng::from_entropy()))),
-            shares,
+            quotas,
             pending: Cell::new(0),
             connections: Cell::new(0),
             draining: Latch::default(),
@@ -157,6 +148,26 @@ impl Worker {
             Message::Keys(keys) => {
                 info!(keys = keys.len(), "Fernet keys reloaded");
                 *self.keys.borrow_mut() = keys;
+            }
+            Message::Inspect(q) => {
+                let answer = match &q.host {
+                    Some(host) => {
+                        let views: Vec<_> = self
+                            .lookup(host)
+                            .filter(|r| r.worker == self.id)
+                            .and_then(|r| r.tunnel.and_then(|k| self.tunnel(k)))
+                            .map(|t| t.view(self.id))
+                            .into_iter()
+                            .collect();
+                        Answer {
+                            total: views.len(),
+                            views,
+                        }
+                    }
+                    None => self.busiest(q.limit),
+                };
+                // The admin may have stopped waiting: then nobody needs the answer.
+                let _ = q.reply.try_send(answer);
             }
             Message::Shutdown { .. } => {}
         }
@@ -233,6 +244,24 @@ impl Worker {
         }
     }
 
+    /// Views of the `limit` busiest tunnels (channels, then bytes), without building a view
+    /// for every tunnel.
+    fn busiest(&self, limit: usize) -> Answer {
+        let tunnels = self.tunnels.borrow();
+        let mut keys: Vec<((usize, u64), usize)> =
+            tunnels.iter().map(|(k, t)| (t.weight(), k)).collect();
+        let total = keys.len();
+        if keys.len() > limit {
+            keys.select_nth_unstable_by(limit, |a, b| b.0.cmp(&a.0));
+            keys.truncate(limit);
+        }
+        let views = keys
+            .iter()
+            .map(|&(_, k)| tunnels[k].view(self.id))
+            .collect();
+        Answer { views, total }
+    }
+
     fn broadcast(&self, msg: impl Fn() -> Message) {
         for (i, peer) in self.peers.iter().enumerate() {
             if i != self.id {
@@ -267,11 +296,11 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener, kind: ListenerKind) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                if w.pending.get() >= w.shares.pending {
+                let Some(held) = w.quotas.pending.take() else {
                     w.m().refused(crate::metrics::Refusal::PendingLimit);
                     continue;
-                }
-                monoio::spawn(conn::handle(w.clone(), stream, peer, kind));
+                };
+                monoio::spawn(conn::handle(w.clone(), stream, peer, kind, held));
             }
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning on the error.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{Instrument, debug, info, info_span};
 
 use sluice_proto::Hostname;
+use sluice_proto::crypto::CipherKind;
 use sluice_proto::handshake::{HandshakeError, ServerChallenge, read_token};
 use sluice_proto::limits::MAX_TOKEN_LEN;
 use sluice_proto::mux::{
@@ -77,6 +78,8 @@ pub(super) struct Tunnel {
     output: Notify,
     /// A deadline may have moved earlier (the first channel arms the idle sweep).
     timer: Notify,
+    /// A protocol-0 stall ended: the tunnel takes input again.
+    input: Notify,
     /// The socket's write half while no writer task runs: an idle tunnel has no writer task.
     writer: RefCell<Option<OwnedWriteHalf<TcpStream>>>,
     write_timeout: Duration,
@@ -89,9 +92,40 @@ pub(super) struct Tunnel {
     queued: Cell<usize>,
     /// The multiplexer's `pause_overshoot_max` last reported.
     overshoot: Cell<u64>,
+    cipher: CipherKind,
+    /// The connector's address.
+    remote: SocketAddr,
+    since: Instant,
 }
 
 impl Tunnel {
+    /// How busy it is, for the admin's listing: channels, then bytes.
+    pub(super) fn weight(&self) -> (usize, u64) {
+        let mux = self.mux.borrow();
+        let s = mux.stats();
+        (mux.channel_count(), s.data_bytes_in + s.data_bytes_out)
+    }
+
+    /// What an operator sees of this tunnel.
+    pub(super) fn view(&self, worker: usize) -> crate::inspect::TunnelView {
+        let mux = self.mux.borrow();
+        let stats = mux.stats();
+        crate::inspect::TunnelView {
+            worker,
+            host: self.names[0].to_string(),
+            aliases: self.names[1..].iter().map(ToString::to_string).collect(),
+            protocol: mux.version().number(),
+            cipher: self.cipher.name(),
+            remote: self.remote.to_string(),
+            channels: mux.channel_count(),
+            bytes_in: stats.data_bytes_in,
+            bytes_out: stats.data_bytes_out,
+            queued: mux.incoming_queued(),
+            overruns: stats.channels_overrun,
+            age_s: self.since.elapsed().as_secs(),
+        }
+    }
+
     /// Opens a channel for a browser and queues its hello.
     pub(super) fn open(
         self: &Rc<Self>,
@@ -194,6 +228,7 @@ impl Tunnel {
                         s.readable.notify();
                     }
                 }
+                Event::InputReady => self.input.notify(),
                 Event::Opened { .. } => {}
             }
         }
@@ -307,14 +342,14 @@ pub(super) async fn accept(
         };
     drop(pending);
     let (claims, session) = session;
-    if w.tunnels.borrow().len() >= w.shares.tunnels || w.draining.is_set() {
-        w.m().refused(if w.draining.is_set() {
-            Refusal::ShuttingDown
-        } else {
-            Refusal::TunnelLimit
-        });
+    if w.draining.is_set() {
+        w.m().refused(Refusal::ShuttingDown);
         return;
     }
+    let Some(held) = w.quotas.tunnels.take() else {
+        w.m().refused(Refusal::TunnelLimit);
+        return;
+    };
     let now = Instant::now();
     let mut mux = Multiplexer::new(session, w.config.mux.clone(), w.rng(), now);
     // The token's expiry as a deadline on this clock: a tunnel ends when its token does.
@@ -332,6 +367,7 @@ pub(super) async fn accept(
         slots: RefCell::new(Vec::new()),
         output: Notify::default(),
         timer: Notify::default(),
+        input: Notify::default(),
         writer: RefCell::new(None),
         write_timeout: w.config.timeouts.write,
         span: info_span!("tunnel", host = %names0, %peer, %caller),
@@ -341,6 +377,9 @@ pub(super) async fn accept(
         worker: w.id,
         queued: Cell::new(0),
         overshoot: Cell::new(0),
+        cipher: claims.cipher,
+        remote: peer,
+        since: now,
     });
     let span = t.span.clone();
     // The tunnel lives in a task of its own: the handshake's state (this future) is freed now
@@ -351,6 +390,7 @@ pub(super) async fn accept(
         async move {
             info!(aliases = t.names.len() - 1, %version, %cipher, "tunnel connected");
             serve(w, t, stream).await;
+            drop(held);
         }
         .instrument(span),
     );
@@ -442,6 +482,8 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
     let mut hot = false;
     // When the tunnel last went quiet, to give the buffer back after a quiet second.
     let mut quiet_since: Option<Instant> = None;
+    // A protocol-0 stall left complete frames in `buf`.
+    let mut held = false;
     loop {
         let next = t.run_timers();
         if t.ended.is_set() {
@@ -455,6 +497,27 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
                 None => monoio::time::sleep(Duration::from_secs(3600)),
             }
         };
+        if !t.mux.borrow().wants_input() {
+            // A protocol-0 channel is over its cap: read nothing until it drains or its grace
+            // ends (a timer), so that TCP slows the connector down.
+            monoio::select! {
+                _ = t.input.wait() => {}
+                _ = t.timer.wait() => {}
+                _ = wake_at(None) => {}
+                _ = t.ended.wait() => return,
+            }
+            continue;
+        }
+        if held {
+            // What the stall left in the buffer goes first: the socket may have nothing more.
+            let r = t.mux.borrow_mut().handle_input(&mut buf, Instant::now());
+            t.dispatch();
+            if let Err(e) = r {
+                return t.end_with(&e);
+            }
+            held = !t.mux.borrow().wants_input() && !buf.is_empty();
+            continue;
+        }
         if !hot && buf.is_empty() {
             let shed = match (quiet_since, buf.capacity()) {
                 (_, 0) => None,
@@ -508,6 +571,7 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             debug!(error = %e, "tunnel input error");
             return t.end_with(&e);
         }
+        held = !t.mux.borrow().wants_input() && !buf.is_empty();
     }
 }
 

@@ -293,7 +293,7 @@ fn drive(
                         e.remote_closed = true;
                     }
                 }
-                Event::Readable { .. } | Event::Writable { .. } => {}
+                Event::Readable { .. } | Event::Writable { .. } | Event::InputReady => {}
             }
         }
         log.lock().unwrap().pauses = mux.stats().pauses_received;

@@ -77,7 +77,7 @@ fuzz_target!(|input: &[u8]| {
                 Event::Opened { channel, .. } | Event::Readable { channel } | Event::Closed { channel, .. } => {
                     handles.push(channel)
                 }
-                Event::Writable { .. } => {}
+                Event::Writable { .. } | Event::InputReady => {}
             }
         }
         // Drain every channel as a fast shell would; credit what it took.

@@ -9,7 +9,9 @@ use crate::limits::*;
 /// The defaults bound what one tunnel can make the other end hold: SniTun lets a channel
 /// queue 65 MiB (256 MiB for protocol 0); here a channel holds at most
 /// [`DEFAULT_CHANNEL_INCOMING_MAX`] and a tunnel [`DEFAULT_TUNNEL_INCOMING_MAX`]: past them the
-/// channel whose sink does not keep up is closed, and the tunnel reads on.
+/// channel whose sink does not keep up is closed, and the tunnel reads on. Protocol 0 has no
+/// PAUSE: there, past a cap the tunnel stops reading (TCP slows the peer) for at most
+/// `unpausable_stall_max`, and only a channel still over its cap then is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MuxConfig {
     /// Largest frame payload accepted; larger is a protocol violation that ends the tunnel.
@@ -38,6 +40,11 @@ pub struct MuxConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a channel may carry no data either way before it is closed.
     pub channel_idle_timeout: Option<Duration>,
+    /// Protocol 0 only (no PAUSE): how long the tunnel may stop reading because a channel (or
+    /// the tunnel) is over its cap before the channels still over it are closed. A slow reader
+    /// that drains keeps its channel and gets every byte; one that never reads holds its
+    /// tunnel's other channels up for this long, once.
+    pub unpausable_stall_max: Duration,
     /// After this long without a frame either way, the tunnel drops its expanded key schedule
     /// and spare queue capacity (about 1 KiB); the next frame rebuilds them.
     pub compact_after: Option<Duration>,
@@ -62,6 +69,7 @@ impl MuxConfig {
             idle_timeout: Some(Duration::from_secs(120)),
             channel_idle_timeout: Some(Duration::from_secs(120)),
             compact_after: Some(Duration::from_secs(2)),
+            unpausable_stall_max: DEFAULT_UNPAUSABLE_STALL_MAX,
         }
     }
 
@@ -102,6 +110,9 @@ impl MuxConfig {
             || self.compact_after.is_some_and(|d| d.is_zero())
         {
             return fail("idle timeouts must be positive");
+        }
+        if self.unpausable_stall_max.is_zero() {
+            return fail("unpausable_stall_max must be positive");
         }
         Ok(())
     }

@@ -34,6 +34,9 @@ pub enum Event {
         /// Why.
         cause: CloseCause,
     },
+    /// A protocol-0 tunnel that stopped taking input (a channel was over its cap) takes it
+    /// again: read the socket and call `handle_input`.
+    InputReady,
 }
 
 /// Why the multiplexer closed a channel.

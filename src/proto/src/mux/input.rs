@@ -63,6 +63,10 @@ impl<R: Random> Multiplexer<R> {
 
     fn consume(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), MuxError> {
         loop {
+            if self.stalled_since.is_some() {
+                // Protocol 0 over a cap: the rest waits in `buf` (and the socket).
+                return Ok(());
+            }
             match self.input {
                 InputState::Header => {
                     let unit = HEADER_LEN + self.cipher.overhead();
@@ -342,6 +346,15 @@ impl<R: Random> Multiplexer<R> {
             self.stats.pauses_sent += 1;
             self.control.push_back(Control::Pause(id));
         }
+        if !self.version.has_flow_control() {
+            // No PAUSE in protocol 0: past a cap, stop reading the tunnel and let TCP slow the
+            // peer down; the timers close what is still over a cap after the grace.
+            if self.stalled_since.is_none() && self.over_caps() {
+                self.stalled_since = Some(now);
+                self.stats.stalls += 1;
+            }
+            return;
+        }
         if self.channels[index].incoming_pending > self.config.channel_incoming_max {
             self.overrun(index);
         }
@@ -360,6 +373,32 @@ impl<R: Random> Multiplexer<R> {
             .filter(|(_, c)| c.phase == Phase::Open && c.incoming_pending > 0)
             .max_by_key(|(_, c)| c.incoming_pending)
             .map(|(i, _)| i)
+    }
+
+    /// Protocol 0, at the end of a stall's grace: closes every channel still over its cap
+    /// (and the largest while the tunnel is over its own), then reads on.
+    pub(super) fn end_stall(&mut self) {
+        let over: Vec<usize> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| {
+                c.phase == Phase::Open && c.incoming_pending > self.config.channel_incoming_max
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for index in over {
+            self.overrun(index);
+        }
+        while self.incoming_total > self.config.tunnel_incoming_max {
+            let Some(hog) = self.largest_incoming() else {
+                break;
+            };
+            self.overrun(hog);
+        }
+        // Anything left over its cap was not an open channel's: read on regardless.
+        if self.stalled_since.take().is_some() {
+            self.events.push_back(Event::InputReady);
+        }
     }
 
     /// Closes a channel whose sink fell behind a cap; the rest of the tunnel reads on.

@@ -25,10 +25,11 @@
 //!   RESUME; while the tunnel as a whole holds more than half its `tunnel_incoming_max`, a
 //!   channel is paused as soon as it holds more than `incoming_low`. A channel above
 //!   `channel_incoming_max` is closed ([`CloseCause::Overrun`]), and while the tunnel holds
-//!   more than `tunnel_incoming_max` the channel holding the most is closed the same way. The
-//!   tunnel itself never stops reading: one sink that does not keep up costs its own channel,
-//!   never its neighbours. Protocol-0 peers cannot be paused, so for them the caps are the
-//!   only bound.
+//!   more than `tunnel_incoming_max` the channel holding the most is closed the same way. A
+//!   protocol-1+ tunnel never stops reading: one sink that does not keep up costs its own
+//!   channel, never its neighbours. Protocol-0 peers cannot be paused: past a cap the tunnel
+//!   stops taking input (TCP slows the peer) until the channel drains ([`Event::InputReady`])
+//!   or `unpausable_stall_max` passes, when the channels still over their caps are closed.
 //! - outgoing: queued DATA counts until it is handed to `poll_transmit`. The shell reads a
 //!   channel's source only while [`Multiplexer::can_send`] says so (below `outgoing_high`,
 //!   down to `outgoing_low` after a block, and never while the peer has it PAUSEd).
@@ -94,6 +95,8 @@ pub struct MuxStats {
     /// The most bytes one channel received after it was sent PAUSE and before RESUME: what
     /// was in flight when the peer heard of the PAUSE. The caps must leave room for it.
     pub pause_overshoot_max: u64,
+    /// Times a protocol-0 tunnel stopped reading because a channel passed its cap.
+    pub stalls: u64,
 }
 
 /// A control frame, sent before any channel's data.
@@ -123,6 +126,9 @@ pub struct Multiplexer<R: Random> {
     ready: VecDeque<(usize, u32)>,
     events: VecDeque<Event>,
     incoming_total: usize,
+    /// Protocol 0: since when input is refused because a channel (or the tunnel) is over its
+    /// cap; `None` while reading.
+    stalled_since: Option<Instant>,
     timers: timers::Timers,
     closed: Option<MuxError>,
     stats: MuxStats,
@@ -148,6 +154,7 @@ impl<R: Random> Multiplexer<R> {
             ready: VecDeque::new(),
             events: VecDeque::new(),
             incoming_total: 0,
+            stalled_since: None,
             timers,
             closed: None,
             stats: MuxStats::default(),
@@ -301,6 +308,7 @@ impl<R: Random> Multiplexer<R> {
         if resume && ch_is_open(&self.channels, handle) {
             self.control.push_back(Control::Resume(id));
         }
+        self.end_stall_if_drained();
     }
 
     /// Closes a channel from this side: queues CLOSE behind its data and forgets it. The
@@ -344,10 +352,12 @@ impl<R: Random> Multiplexer<R> {
         self.events.pop_front()
     }
 
-    /// Whether the tunnel still takes input (it has not ended). The multiplexer never stops
-    /// reading for flow control: a channel that does not drain is closed instead.
+    /// Whether the tunnel takes input. Protocol 1+ always does until it ends (a channel that
+    /// does not drain is paused, then closed); a protocol-0 tunnel stops while a channel is over
+    /// its cap, for at most `unpausable_stall_max`, and [`Event::InputReady`] says when it
+    /// takes input again.
     pub fn wants_input(&self) -> bool {
-        self.closed.is_none()
+        self.closed.is_none() && self.stalled_since.is_none()
     }
 
     /// Whether `poll_transmit` has anything to send.
@@ -403,6 +413,23 @@ impl<R: Random> Multiplexer<R> {
         self.incoming_total -= ch.incoming_pending;
         ch.incoming_pending = 0;
         ch.pause_sent = false;
+        self.end_stall_if_drained();
+    }
+
+    /// Whether an open channel, or the tunnel, holds more than its cap.
+    fn over_caps(&self) -> bool {
+        self.incoming_total > self.config.tunnel_incoming_max
+            || self.channels.iter().any(|(_, c)| {
+                c.phase == Phase::Open && c.incoming_pending > self.config.channel_incoming_max
+            })
+    }
+
+    /// Ends a protocol-0 stall once nothing is over its cap.
+    fn end_stall_if_drained(&mut self) {
+        if self.stalled_since.is_some() && !self.over_caps() {
+            self.stalled_since = None;
+            self.events.push_back(Event::InputReady);
+        }
     }
 
     fn push_out(&mut self, index: usize, item: OutItem) {

@@ -68,6 +68,8 @@ impl<R: Random> Multiplexer<R> {
             t.pong_due,
             self.config.idle_timeout.map(|d| t.last_rx + d),
             t.next_sweep.filter(|_| !self.channels.is_empty()),
+            self.stalled_since
+                .map(|since| since + self.config.unpausable_stall_max),
             self.config
                 .compact_after
                 .filter(|_| self.cipher.is_expanded())
@@ -92,6 +94,12 @@ impl<R: Random> Multiplexer<R> {
     }
 
     fn run_timers(&mut self, now: Instant) -> Result<(), MuxError> {
+        if self
+            .stalled_since
+            .is_some_and(|since| now >= since + self.config.unpausable_stall_max)
+        {
+            self.end_stall();
+        }
         let t = &mut self.timers;
         if t.deadline.is_some_and(|d| now >= d) {
             return Err(MuxError::Expired);

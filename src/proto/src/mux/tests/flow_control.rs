@@ -40,8 +40,9 @@ fn slow_reader(version: ProtocolVersion, len: u32) -> (Pair, ChannelHandle, Vec<
     let mut sent = 0;
     let mut max_pending = 0;
     for _ in 0..100_000 {
-        // The client reads its "source" only while allowed, as a shell would.
-        while sent < data.len() && p.client.mux.can_send(c) {
+        // The client reads its "source" only while allowed, as a shell would, and only while
+        // the link has room (a socket buffer of 64 KiB: a stalled server slows the client).
+        while sent < data.len() && p.client.mux.can_send(c) && p.server.inbox.len() < 64 * 1024 {
             let n = (data.len() - sent).min(16 * 1024);
             if p.client
                 .mux
@@ -101,11 +102,54 @@ fn a_protocol_0_reader_within_its_cap_loses_nothing_and_is_never_paused() {
 }
 
 #[test]
-fn a_protocol_0_reader_past_its_cap_loses_its_channel_and_the_tunnel_reads_on() {
-    let (mut p, s, data, max_pending) = slow_reader(ProtocolVersion::V0, 2_000_000);
+fn a_slow_protocol_0_reader_past_its_cap_stalls_the_tunnel_and_loses_nothing() {
+    let (p, s, data, max_pending) = slow_reader(ProtocolVersion::V0, 2_000_000);
     assert_eq!(p.server.mux.stats().pauses_sent, 0, "never PAUSE a v0 peer");
+    assert_eq!(p.server.received[&s], data, "every byte, in order");
+    assert!(p.server.mux.stats().stalls > 0, "the cap was reached");
+    assert!(p.server.input_ready > 0, "and the tunnel read on");
+    assert_eq!(p.server.mux.stats().channels_overrun, 0);
+    // What the multiplexer holds passes the cap by at most what one feed brought.
+    assert!(
+        max_pending <= 256 * 1024 + 64 * 1024 + 16 * 1024,
+        "held {max_pending}"
+    );
+}
+
+#[test]
+fn a_protocol_0_reader_that_never_reads_loses_its_channel_after_the_grace() {
+    let mut p = Pair::with_config(
+        CipherKind::AesCbc,
+        ProtocolVersion::V0,
+        small_server(),
+        small_client(),
+    );
+    let (s, c) = p.open();
+    p.server.auto_consume = false;
+    let data: Vec<u8> = (0..400 * 1024u32).map(|i| (i % 251) as u8).collect();
+    for chunk in data.chunks(16 * 1024) {
+        if p.client.mux.can_send(c) {
+            p.client
+                .mux
+                .send(c, Bytes::copy_from_slice(chunk), p.now)
+                .unwrap();
+        }
+        p.drive();
+    }
+    assert!(
+        !p.server.mux.wants_input(),
+        "stalled past the channel's cap"
+    );
+    assert!(
+        p.server.closed.is_empty(),
+        "nothing is cut before the grace"
+    );
+    let grace = small_server().unpausable_stall_max;
+    p.advance(grace / 2);
+    assert!(!p.server.mux.wants_input(), "still within the grace");
+    p.advance(grace);
     assert!(p.server.closed.contains(&(s, CloseCause::Overrun)));
-    assert!(max_pending <= 256 * 1024 + 16 * 1024, "held {max_pending}");
+    assert!(p.server.mux.wants_input(), "the tunnel reads on");
     let got = p.server.received.get(&s).map_or(&[][..], Vec::as_slice);
     assert!(data.starts_with(got) && got.len() < data.len());
     assert_eq!(p.server.mux.stats().channels_overrun, 1);
@@ -142,6 +186,12 @@ fn past_the_tunnel_cap_the_channel_holding_the_most_is_closed() {
                 .send(c, Bytes::from(vec![i as u8; n]), p.now)
                 .unwrap();
             p.drive();
+        }
+        if version == ProtocolVersion::V0 {
+            // No PAUSE: the tunnel stops reading first, and cuts after the grace.
+            assert!(!p.server.mux.wants_input());
+            assert!(p.server.closed.is_empty());
+            p.advance(small_server().unpausable_stall_max);
         }
         p.server.process_events(p.now);
         assert!(p.server.mux.incoming_total <= 1024 * 1024);

@@ -61,6 +61,8 @@ pub(super) struct Side {
     pub(super) error: Option<MuxError>,
     /// Bytes this side put on the wire, for inspection.
     pub(super) wire_out: Vec<u8>,
+    /// Times a protocol-0 stall ended.
+    pub(super) input_ready: usize,
 }
 
 impl Side {
@@ -76,6 +78,7 @@ impl Side {
             writable: Vec::new(),
             error: None,
             wire_out: Vec::new(),
+            input_ready: 0,
         }
     }
 
@@ -96,15 +99,24 @@ impl Side {
         out
     }
 
+    /// Bytes arrive in the socket buffer (`inbox`); the multiplexer reads them while it
+    /// takes input, as a shell would.
     pub(super) fn input(&mut self, bytes: &[u8], now: Instant) {
         self.inbox.extend_from_slice(bytes);
-        if let Err(e) = self.mux.handle_input(&mut self.inbox, now) {
-            self.error.get_or_insert(e);
-        }
+        self.feed(now);
         self.process_events(now);
     }
 
-    pub(super) fn process_events(&mut self, _now: Instant) {
+    fn feed(&mut self, now: Instant) {
+        if self.mux.wants_input()
+            && !self.inbox.is_empty()
+            && let Err(e) = self.mux.handle_input(&mut self.inbox, now)
+        {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    pub(super) fn process_events(&mut self, now: Instant) {
         while let Some(event) = self.mux.poll_event() {
             match event {
                 Event::Opened { channel, caller } => {
@@ -122,6 +134,11 @@ impl Side {
                     if self.auto_consume {
                         self.drain(channel);
                     }
+                }
+                Event::InputReady => {
+                    self.input_ready += 1;
+                    // What waited in the socket buffer during the stall.
+                    self.feed(now);
                 }
             }
         }
