@@ -49,6 +49,10 @@ pub(crate) struct EdgeArgs {
     /// as the caller's. Only behind a balancer you trust.
     #[arg(long)]
     trust_proxy_protocol: bool,
+    /// Keep the memory glibc holds after a burst instead of giving it back (by default the
+    /// edge trims its arenas when they hold over 16 MiB free).
+    #[arg(long)]
+    no_trim_memory: bool,
     /// I/O driver: auto (io_uring, else epoll), io-uring, or epoll [default: auto].
     #[arg(long, value_name = "DRIVER")]
     io: Option<IoDriver>,
@@ -126,6 +130,7 @@ impl EdgeArgs {
             pin_workers: self.no_pin_workers.then_some(false),
             admin: self.admin,
             trust_proxy_protocol: self.trust_proxy_protocol.then_some(true),
+            trim_memory: self.no_trim_memory.then_some(false),
             io: self.io,
             limits: RawLimits {
                 max_tunnels: self.max_tunnels,

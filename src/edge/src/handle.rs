@@ -153,7 +153,10 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             }
         }
     }
-    let trimmer = Trimmer::start(metrics.clone());
+    let trimmer = config
+        .trim_memory
+        .then(|| Trimmer::start(metrics.clone()))
+        .flatten();
     let handle = EdgeHandle {
         listen,
         peer_listen,

@@ -70,6 +70,8 @@ pub struct RawConfig {
     pub trust_proxy_protocol: Option<bool>,
     /// I/O driver.
     pub io: Option<IoDriver>,
+    /// Give memory freed after a burst back to the system (glibc only).
+    pub trim_memory: Option<bool>,
     /// Limits.
     #[serde(default)]
     pub limits: RawLimits,
@@ -223,6 +225,8 @@ pub struct EdgeConfig {
     pub trust_proxy_protocol: bool,
     /// I/O driver.
     pub io: IoDriver,
+    /// Give memory freed after a burst back to the system (`memory.rs`).
+    pub trim_memory: bool,
     /// Edge-wide limits.
     pub limits: Limits,
     /// Timeouts.
@@ -262,6 +266,7 @@ impl RawConfig {
             pin_workers: pick!(pin_workers),
             admin: pick!(admin),
             trust_proxy_protocol: pick!(trust_proxy_protocol),
+            trim_memory: pick!(trim_memory),
             io: pick!(io),
             limits: RawLimits {
                 max_tunnels: pick!(limits.max_tunnels),
@@ -383,6 +388,7 @@ impl RawConfig {
             pin_workers: self.pin_workers.unwrap_or(true),
             admin: self.admin,
             trust_proxy_protocol: self.trust_proxy_protocol.unwrap_or(false),
+            trim_memory: self.trim_memory.unwrap_or(true),
             io: self.io.unwrap_or_default(),
             limits,
             timeouts,
@@ -440,6 +446,7 @@ impl EdgeConfig {
             pin_workers: false,
             admin: None,
             trust_proxy_protocol: false,
+            trim_memory: true,
             io: IoDriver::Auto,
             limits: Limits {
                 max_tunnels: 100_000,
