@@ -70,6 +70,13 @@ pub enum OpenError {
     /// The tunnel has ended.
     #[error("tunnel is closed")]
     TunnelClosed,
+    /// Every one of [`crate::mux::MAX_CHANNEL_ID_DRAWS`] random ids was already in use: the
+    /// random source is broken.
+    #[error(
+        "no unused channel id in {} random draws; the random source is broken",
+        crate::mux::MAX_CHANNEL_ID_DRAWS
+    )]
+    NoFreeChannelId,
 }
 
 /// Data could not be queued on a channel.
