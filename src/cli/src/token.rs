@@ -40,7 +40,10 @@ repeats nonces, which exposes the tunnel's authentication key; refused unless \
 `sluice connect --credentials-command 'sluice token issue ... --out -'`).
 
 Protocol versions: 0 (every SniTun, IPv4 callers only), 1 (adds flow control, SniTun 0.42+), \
-2 (encrypted caller address with IPv6, SniTun 0.46+ and Sluice).")]
+2 (encrypted caller address with IPv6, SniTun 0.46+ and Sluice). The default is 2. An older SniTun \
+server needs --protocol-version 0: SniTun 0.40.0 and before ignore the token's version and speak \
+only protocol 0, so with a protocol-2 token the tunnel comes up but no browser gets through \
+(the connector then says so and names this fix).")]
 struct IssueArgs {
     /// File of Fernet keys, one per line (the edge's --fernet-keys); the first one mints.
     #[arg(long, value_name = "FILE")]
@@ -51,7 +54,7 @@ struct IssueArgs {
     /// A further host name routed to the same connector, repeatable.
     #[arg(long, value_name = "NAME")]
     alias: Vec<String>,
-    /// Multiplexer protocol version: 0, 1 or 2.
+    /// Multiplexer protocol version: 0, 1 or 2 (2 needs SniTun 0.46+ or Sluice; see below).
     #[arg(long, value_name = "N", default_value_t = 2)]
     protocol_version: u64,
     /// Tunnel cipher: aes-cbc, aes-gcm-siv or aes-gcm.

@@ -10,10 +10,11 @@
 //! server session, whose plaintext goes to the local HTTP server ([`terminate`]).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -22,7 +23,7 @@ use sluice_proto::proxy::{Command, ProxiedAddrs, write_v2};
 
 use crate::access::AccessList;
 use crate::buffers;
-use crate::forwarded::RequestRewriter;
+use crate::forwarded::{Exchange, Http1Error};
 use crate::tunnel::{Slot, Tunnel, show};
 
 /// Bytes read from the local endpoint at a time.
@@ -302,27 +303,40 @@ async fn terminate(
     };
     let (mut tls_rd, mut tls_wr) = tokio::io::split(tls);
     let (mut up_rd, mut up_wr) = upstream.into_split();
+    // Both directions feed one HTTP/1 exchange: the response side decides when bytes held
+    // after an upgrade request may go to the server, and the request side sends them.
+    let http = forwarded_headers.then(|| Arc::new(Mutex::new(Http1::new(caller))));
+    let released = Arc::new(Notify::new());
+    let (http_up, released_up) = (http.clone(), released.clone());
     let requests = async move {
-        let mut rewriter = forwarded_headers.then(|| RequestRewriter::new(caller));
         let mut buf = vec![0; READ_CHUNK];
         let mut out = Vec::with_capacity(READ_CHUNK + 256);
         loop {
-            let n = tls_rd.read(&mut buf).await?;
-            if n == 0 {
+            let read = tokio::select! {
+                r = tls_rd.read(&mut buf) => Some(r?),
+                _ = released_up.notified() => None,
+            };
+            if read == Some(0) {
                 break;
             }
-            let chunk = match &mut rewriter {
-                Some(rw) => {
+            let chunk = match &http_up {
+                Some(http) => {
                     out.clear();
-                    rw.feed(&buf[..n], &mut out).map_err(|e| {
-                        debug!(caller = %show(caller), error = %e, "closing the connection");
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
-                    })?;
+                    let mut h = lock(http);
+                    if let Some(n) = read {
+                        let h = &mut *h;
+                        h.exchange
+                            .feed_request(&buf[..n], &mut h.to_server)
+                            .map_err(|e| closing(caller, e))?;
+                    }
+                    std::mem::swap(&mut out, &mut h.to_server);
                     &out[..]
                 }
-                None => &buf[..n],
+                None => &buf[..read.unwrap_or(0)],
             };
-            write_bounded(&mut up_wr, chunk, t.write).await?;
+            if !chunk.is_empty() {
+                write_bounded(&mut up_wr, chunk, t.write).await?;
+            }
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, up_wr.shutdown()).await;
         Ok::<_, std::io::Error>(())
@@ -333,6 +347,16 @@ async fn terminate(
             let n = up_rd.read(&mut buf).await?;
             if n == 0 {
                 break;
+            }
+            if let Some(http) = &http {
+                let mut h = lock(http);
+                let h = &mut *h;
+                h.exchange
+                    .feed_response(&buf[..n], &mut h.to_server)
+                    .map_err(|e| closing(caller, e))?;
+                if !h.to_server.is_empty() {
+                    released.notify_one();
+                }
             }
             write_bounded(&mut tls_wr, &buf[..n], t.write).await?;
         }
@@ -351,6 +375,41 @@ async fn terminate(
         }
         _ = &mut responses => {}
     }
+}
+
+/// One terminate-mode connection's HTTP/1 state, shared by its two directions (the lock is
+/// never held across an await).
+struct Http1 {
+    exchange: Exchange,
+    /// Bytes for the server, in the order produced by either direction; only the request
+    /// side writes them, so they reach the server in that order.
+    to_server: Vec<u8>,
+}
+
+impl Http1 {
+    fn new(caller: Option<IpAddr>) -> Self {
+        Self {
+            exchange: Exchange::new(caller),
+            to_server: Vec::new(),
+        }
+    }
+}
+
+fn lock(http: &Mutex<Http1>) -> std::sync::MutexGuard<'_, Http1> {
+    // Nothing panics while holding it; were it poisoned, the state is still just bytes.
+    http.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Logs why a connection that cannot be framed is closed, and says so as an I/O error. A
+/// browser's bad request is its own business (debug); a home server's bad response is the
+/// operator's to fix (warn).
+fn closing(caller: Option<IpAddr>, e: Http1Error) -> std::io::Error {
+    if e.is_server_fault() {
+        warn!(caller = %show(caller), error = %e, "closing the connection: the home server sent a response that cannot be framed");
+    } else {
+        debug!(caller = %show(caller), error = %e, "closing the connection");
+    }
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
 /// Writes and flushes `data` within `timeout`. The flush matters for the TLS side: tokio-rustls

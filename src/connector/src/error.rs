@@ -22,6 +22,12 @@ pub enum Error {
     /// key, expired) or the answer (wrong AES key), or it is not a SniTun server.
     #[error("the edge refused the tunnel: {0}")]
     Refused(String),
+    /// The edge speaks another multiplexer protocol version than the token says: it opened a
+    /// channel in the other version's format (the real SniTun 0.40 ignores the token's version
+    /// and speaks only protocol 0). The text names the version to issue the token with.
+    /// Retrying with the same token does not help.
+    #[error("the edge speaks another protocol version than the token: {0}")]
+    ProtocolMismatch(String),
     /// An established tunnel ended: connection lost, keepalive unanswered, or the edge broke
     /// the protocol.
     #[error("tunnel lost: {0}")]

@@ -144,8 +144,10 @@ impl Run {
                 },
                 Some(Err(e)) => e,
             };
+            // Only a new token can fix bad or mismatched credentials: stop if none can come.
             if matches!(error, Error::Config(_))
-                || (matches!(error, Error::Credentials(_)) && !self.cfg.source.can_refresh())
+                || (matches!(error, Error::Credentials(_) | Error::ProtocolMismatch(_))
+                    && !self.cfg.source.can_refresh())
             {
                 return Some(error);
             }

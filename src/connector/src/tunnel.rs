@@ -23,10 +23,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 use sluice_proto::handshake::ClientHandshake;
 use sluice_proto::mux::{ChannelHandle, CloseCause, Event, Multiplexer, MuxError, Transmit};
+use sluice_proto::version::ProtocolVersion;
 
 use crate::Error;
 use crate::channel::{self, ServeConfig};
@@ -356,6 +357,21 @@ async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
             Ok(_) => {}
         }
         if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
+            if let Some(fix) = e.suggested_version() {
+                // The handshake passed and the tunnel looks up, but no browser could be
+                // served: one line that says why and what to do.
+                let why = Error::ProtocolMismatch(format!(
+                    "{e}; no browser can be served through it. Issue the token with \
+                     `sluice token issue --protocol-version {fix}`{}",
+                    if fix == ProtocolVersion::V0 {
+                        " (SniTun 0.40 and older speak only protocol 0)"
+                    } else {
+                        ""
+                    }
+                ));
+                error!(error = %why, "dropping the tunnel");
+                return t.end(why);
+            }
             warn!(error = %e, "the edge broke the protocol; dropping the tunnel");
             return t.end_with(&e);
         }

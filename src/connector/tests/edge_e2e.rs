@@ -146,6 +146,108 @@ async fn terminate_serves_the_certificate_and_forwards_the_callers_address() {
     );
 }
 
+/// A terminate-mode connector with a plain-HTTP home server, on our edge.
+async fn terminate_setup() -> (
+    Pki,
+    Origin,
+    sluice_edge::EdgeHandle,
+    sluice_connector::ConnectorHandle,
+) {
+    init_logs();
+    let pki = Pki::new();
+    let leaf = pki.leaf(HOST);
+    let http = Origin::start(None).await;
+    let key = key();
+    let edge = edge(&key, None);
+    let addr = edge.listen_addrs()[0];
+    let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesCbc, HOUR);
+    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
+        .terminate(leaf.server_config(), http.addr.to_string())
+        .build()
+        .unwrap();
+    connected(&handle).await;
+    registered(&edge, 1).await;
+    (pki, http, edge, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_rewrites_a_request_pipelined_behind_a_refused_upgrade() {
+    use tokio::io::AsyncWriteExt;
+    let (pki, http, edge, _handle) = terminate_setup().await;
+    let mut browser = tls_client(edge.listen_addrs()[0].port(), &pki.ca_der).await;
+    // One write: an upgrade the home server refuses, and behind it a request that claims to
+    // come from the home network.
+    let upgrade = format!(
+        "GET /upgrade-refused HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    );
+    let forged = format!(
+        "GET /second HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: 127.0.0.1, 6.6.6.6\r\n\r\n"
+    );
+    browser
+        .write_all(format!("{upgrade}{forged}").as_bytes())
+        .await
+        .unwrap();
+    let got = read_until(&mut browser, b"hello from the origin\n").await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
+    assert!(got.contains("no upgrades here\n"), "{got}");
+
+    let seen = http.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let second = &seen[1].head;
+    assert!(second.starts_with("GET /second "), "{second}");
+    assert_eq!(
+        second.matches("X-Forwarded-For:").count(),
+        1,
+        "only the connector's X-Forwarded-For: {second}"
+    );
+    assert!(
+        second.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
+        "{second}"
+    );
+    assert!(
+        second.contains("\r\nForwarded: for=127.0.0.1;proto=https\r\n"),
+        "{second}"
+    );
+    assert!(
+        !second.contains("6.6.6.6"),
+        "the forged address is dropped: {second}"
+    );
+    assert_eq!(
+        http.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_passes_an_accepted_upgrade_through_untouched() {
+    use tokio::io::AsyncWriteExt;
+    let (pki, http, edge, _handle) = terminate_setup().await;
+    let mut browser = tls_client(edge.listen_addrs()[0].port(), &pki.ca_der).await;
+    let upgrade = format!(
+        "GET /upgrade-accepted HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"
+    );
+    // Sent before the 101 arrives: held by the connector, then released unchanged.
+    let early = "early bytes\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
+    browser
+        .write_all(format!("{upgrade}{early}").as_bytes())
+        .await
+        .unwrap();
+    let got = read_until(&mut browser, early.as_bytes()).await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{got}"
+    );
+    assert!(got.ends_with(early), "echoed untouched: {got}");
+    // After the switch, bytes flow both ways as they are.
+    let later = "GET / HTTP/1.1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
+    browser.write_all(later.as_bytes()).await.unwrap();
+    let got = read_until(&mut browser, later.as_bytes()).await;
+    assert_eq!(String::from_utf8_lossy(&got), later);
+    assert_eq!(http.seen().len(), 1, "one HTTP request, then a tunnel");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fingerprint_check_fails_when_another_certificate_answers() {
     init_logs();

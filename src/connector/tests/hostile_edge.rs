@@ -193,3 +193,83 @@ async fn garbage_instead_of_frames_drops_the_tunnel_and_it_reconnects() {
     again.send_raw(&junk[20..]).await;
     assert!(again.closed().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_0_edge_with_a_v2_token_is_reported_with_the_fix() {
+    // SniTun 0.40.0 ignores the token's version: the handshake passes, then its NEW frames
+    // are protocol 0's. Static credentials cannot change, so the connector stops and says why.
+    let (edge, echo, handle) =
+        setup(ProtocolVersion::V2, CipherKind::AesCbc, AccessList::open()).await;
+    let mut peer = edge.accept().await;
+    connected(&handle).await;
+    peer.open_v0(id(), caller()).await;
+    assert!(peer.closed().await, "the connector drops the tunnel");
+    let end = tokio::time::timeout(Duration::from_secs(20), handle.wait())
+        .await
+        .unwrap();
+    let Err(sluice_connector::Error::ProtocolMismatch(why)) = end else {
+        panic!("{end:?}");
+    };
+    assert!(why.contains("--protocol-version 0"), "{why}");
+    assert!(why.contains("token says protocol 2"), "{why}");
+    let State::Stopped(Some(e)) = handle.state() else {
+        panic!("{:?}", handle.state());
+    };
+    assert!(
+        e.to_string().contains("--protocol-version 0"),
+        "state() names the fix: {e}"
+    );
+    assert_eq!(
+        echo.accepted.load(Ordering::SeqCst),
+        0,
+        "no channel was served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_credentials_file_a_protocol_mismatch_backs_off_and_retries() {
+    init_logs();
+    let key = FernetKey::generate(&mut OsRng);
+    let edge = HostileEdge::bind(&key).await;
+    let echo = Echo::start().await;
+    let dir = TempDir::new("mismatch");
+    let file = dir.path("creds.json");
+    mint(
+        &key,
+        ProtocolVersion::V2,
+        CipherKind::AesCbc,
+        Duration::from_secs(3600),
+    )
+    .save(&file)
+    .unwrap();
+    let handle = Connector::builder(edge.addr().to_string(), CredentialSource::File(file))
+        .passthrough(echo.addr.to_string())
+        .backoff(quick_backoff())
+        .build()
+        .unwrap();
+    let mut peer = edge.accept().await;
+    connected(&handle).await;
+    peer.open_v0(id(), caller()).await;
+    // A fixed file could bring a token with the right version: state() shows the mismatch
+    // while it waits, then it dials again.
+    let state = handle
+        .wait_until(Duration::from_secs(10), |s| {
+            matches!(
+                s,
+                State::BackingOff {
+                    error: sluice_connector::Error::ProtocolMismatch(_),
+                    ..
+                }
+            )
+        })
+        .await;
+    let state = state.expect("backing off with the mismatch");
+    let json = state.to_json();
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--protocol-version 0")),
+        "{json}"
+    );
+    let _again = edge.accept().await;
+}

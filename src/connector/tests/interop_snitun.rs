@@ -187,3 +187,56 @@ fn snitun_047_v2_gcm_passthrough_big_download() {
 fn snitun_047_v2_siv_terminate() {
     run(V047, V2, SIV, TERM, false);
 }
+
+/// SniTun 0.40.0 ignores the token's version: with a protocol-2 token the tunnel comes up,
+/// then its first NEW is protocol 0's. The connector must say so, not serve nothing quietly.
+#[test]
+fn snitun_040_with_a_v2_token_reports_the_mismatch_and_the_fix() {
+    init_logs();
+    let Some(peer) = peer(V040) else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    let ca = TestCa::new().unwrap();
+    let leaf = ca.leaf(&[HOST]).unwrap();
+    let origin = TlsOrigin::start(&leaf).unwrap();
+    let minted = Minted::builder(HOST)
+        .protocol(V2)
+        .cipher(CBC)
+        .build()
+        .unwrap();
+    let server =
+        RealServer::start(peer, Mode::Single, std::slice::from_ref(&minted.fernet_key)).unwrap();
+    let creds = Credentials::new(minted.token.clone(), minted.claims.clone()).unwrap();
+    let handle = Connector::builder(
+        server.tunnel_addr().to_string(),
+        CredentialSource::Static(Box::new(creds)),
+    )
+    .passthrough(origin.addr.to_string())
+    .build()
+    .unwrap();
+    rt.block_on(connected(&handle));
+    server
+        .wait_peer_registered(HOST, 1, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+
+    let got = Curl::get(format!("https://{HOST}:{}/", server.port))
+        .resolve(HOST, server.port, Ipv4Addr::LOCALHOST.into())
+        .cacert(ca.ca_pem_path())
+        .max_time(20)
+        .run()
+        .unwrap();
+    assert!(!got.ok(), "{got:?}");
+    let end = rt
+        .block_on(tokio::time::timeout(Duration::from_secs(20), handle.wait()))
+        .expect("the connector stops within 20 s");
+    match end {
+        Err(sluice_connector::Error::ProtocolMismatch(why)) => {
+            assert!(why.contains("--protocol-version 0"), "{why}")
+        }
+        other => panic!("{other:?}\n{}", server.log()),
+    }
+}

@@ -7,7 +7,9 @@
 //! What it does:
 //! - [`hostname`]: the normalized, validated host names that routing works on;
 //! - [`sni`]: an incremental ClientHello parser that finds the SNI;
-//! - [`proxy`]: PROXY protocol v1 and v2, parse and emit.
+//! - [`proxy`]: PROXY protocol v1 and v2, parse and emit;
+//! - [`http1`]: terminate mode's HTTP/1 request rewriter (the caller's address on every
+//!   request) and the response watcher that tells it when a connection stops being HTTP.
 //!
 //! What it does not do: open sockets, read clocks, spawn tasks, log to anything but `tracing`,
 //! or terminate TLS. The edge and the connector are the shells that do those things.
@@ -24,6 +26,7 @@ pub mod crypto;
 pub mod frame;
 pub mod handshake;
 pub mod hostname;
+pub mod http1;
 pub mod limits;
 pub mod mux;
 pub mod peek;

@@ -70,6 +70,19 @@ pub const DEFAULT_OUTGOING_HIGH: usize = 256 * 1024;
 /// Default low watermark of a channel's queued outgoing bytes.
 pub const DEFAULT_OUTGOING_LOW: usize = 64 * 1024;
 
+/// Longest HTTP/1 message head (start line and header fields) that terminate mode reads, in
+/// bytes, on either side of a connection. Browsers send a few KiB; large cookies stay far below.
+pub const MAX_HTTP_HEAD_LEN: usize = 64 * 1024;
+/// Longest chunk-size or trailer line of a chunked HTTP/1 body, CRLF included.
+pub const MAX_HTTP_LINE_LEN: usize = 4096;
+/// Most request bytes held back after a request that asks to switch protocols (`Upgrade` or
+/// `CONNECT`), until the home server's answer says whether they are HTTP. Clients wait for
+/// that answer before they send more (RFC 6455 §4.1), so anything held is a pipelined request.
+pub const MAX_HTTP_HELD_LEN: usize = 64 * 1024;
+/// Most requests on one HTTP/1 connection sent on to the home server and not yet answered.
+/// Browsers do not pipeline; a client that does need not be far ahead of the server.
+pub const MAX_HTTP_PENDING: usize = 256;
+
 /// Longest PROXY protocol v1 line, in bytes, CRLF included (proxy-protocol.txt §2.1).
 ///
 /// The spec's worst case is `PROXY UNKNOWN` followed by two full-length IPv6 addresses and

@@ -102,6 +102,11 @@ impl Peer {
     /// Opens a channel for `caller` (protocol 0/1: the address rides in EXTRA).
     pub async fn open(&mut self, id: ChannelId, caller: IpAddr) {
         assert!(!self.version.has_new_payload());
+        self.open_v0(id, caller).await;
+    }
+
+    /// Opens a channel in protocol 0's format whatever the token says, as SniTun 0.40.0 does.
+    pub async fn open_v0(&mut self, id: ChannelId, caller: IpAddr) {
         let header = Header {
             channel: id,
             flow: Flow::New,

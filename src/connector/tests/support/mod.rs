@@ -335,3 +335,45 @@ pub fn pattern_sha256(len: usize) -> String {
     }
     hex::encode(h.finalize())
 }
+
+/// A TLS connection to `HOST` through 127.0.0.1:`port`, trusting only `ca`: a browser that
+/// writes raw HTTP.
+pub async fn tls_client(
+    port: u16,
+    ca: &CertificateDer<'static>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(sluice_connector::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let name = rustls::pki_types::ServerName::try_from(HOST).unwrap();
+        connector.connect(name, tcp).await
+    };
+    tokio::time::timeout(Duration::from_secs(20), connect)
+        .await
+        .expect("TLS through the edge within 20 s")
+        .expect("TLS through the edge")
+}
+
+/// Reads from `s` until what was read contains `want` (or EOF), within 20 s.
+pub async fn read_until<S: tokio::io::AsyncRead + Unpin>(s: &mut S, want: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        while !got.windows(want.len()).any(|w| w == want) {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), read).await;
+    got
+}

@@ -1,7 +1,9 @@
 //! Home servers for tests: HTTPS or plain HTTP, with or without a PROXY v2 header in front,
 //! recording every request.
 //!
-//! `GET /` answers `hello from the origin`, `GET /big/<MiB>` the byte pattern `i % 251`.
+//! `GET /` answers `hello from the origin`, `GET /big/<MiB>` the byte pattern `i % 251`,
+//! `/upgrade-refused` a 400 (the connection stays open), `/upgrade-accepted` a 101 and then
+//! echoes every byte until the client closes.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -140,7 +142,23 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         });
         let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
         let close = head.to_ascii_lowercase().contains("connection: close");
-        if let Some(n) = path
+        if path == "/upgrade-refused" {
+            let body = b"no upgrades here\n";
+            let h = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(h.as_bytes()).await?;
+            s.write_all(body).await?;
+        } else if path == "/upgrade-accepted" {
+            s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .await?;
+            s.write_all(&buf).await?;
+            s.flush().await?;
+            return echo(s).await;
+        } else if let Some(n) = path
             .strip_prefix("/big/")
             .and_then(|n| n.parse::<usize>().ok())
         {
@@ -164,5 +182,18 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         if close {
             return s.shutdown().await;
         }
+    }
+}
+
+/// After a protocol switch: every byte back, until the client closes.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return s.shutdown().await;
+        }
+        s.write_all(&chunk[..n]).await?;
+        s.flush().await?;
     }
 }

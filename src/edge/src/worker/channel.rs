@@ -71,7 +71,9 @@ pub(super) async fn serve(
         Ok(slot) => slot,
         Err(e) => {
             let r = match e {
-                OpenError::TooManyChannels => Refused::tls(
+                // No free id means a broken random source (never with StdRng); it refuses
+                // like a full tunnel.
+                OpenError::TooManyChannels | OpenError::NoFreeChannelId => Refused::tls(
                     Refusal::ChannelLimit,
                     AlertDescription::InternalError,
                     record_version,

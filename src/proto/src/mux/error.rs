@@ -1,6 +1,7 @@
 //! Multiplexer errors: fatal ones end the tunnel, the others refuse one request.
 
 use crate::crypto::CryptoError;
+use crate::version::ProtocolVersion;
 
 /// Who is to blame for a tunnel ending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +31,17 @@ pub enum MuxError {
     /// A protocol-2 NEW whose encrypted payload has an impossible size.
     #[error("NEW frame with a {0}-byte payload")]
     BadNewPayload(u32),
+    /// A NEW frame in another protocol version's format than the token's: the peer ignores
+    /// the token's version (SniTun 0.40 and older speak only protocol 0), so no channel it
+    /// opens could be served.
+    #[error(
+        "the server opened a channel in the format of protocol {}, but the token says protocol {token}",
+        if token.has_new_payload() { "0 or 1" } else { "2" }
+    )]
+    VersionMismatch {
+        /// The token's version, which this side speaks.
+        token: ProtocolVersion,
+    },
     /// Nothing was received for the idle timeout.
     #[error("tunnel idle for too long")]
     IdleTimeout,
@@ -51,9 +63,24 @@ impl MuxError {
     /// Who caused it.
     pub fn blame(&self) -> Blame {
         match self {
-            Self::Crypto(_) | Self::FrameTooLarge { .. } | Self::BadNewPayload(_) => Blame::Peer,
+            Self::Crypto(_)
+            | Self::FrameTooLarge { .. }
+            | Self::BadNewPayload(_)
+            | Self::VersionMismatch { .. } => Blame::Peer,
             Self::IdleTimeout | Self::KeepaliveTimeout | Self::Expired => Blame::Timeout,
             Self::NonceExhausted | Self::Closed => Blame::Local,
+        }
+    }
+}
+
+impl MuxError {
+    /// For [`MuxError::VersionMismatch`]: the version to put in the token instead. Protocol 0
+    /// when the peer sent the older format (every SniTun speaks it), 2 otherwise.
+    pub fn suggested_version(&self) -> Option<ProtocolVersion> {
+        match self {
+            Self::VersionMismatch { token } if token.has_new_payload() => Some(ProtocolVersion::V0),
+            Self::VersionMismatch { .. } => Some(ProtocolVersion::V2),
+            _ => None,
         }
     }
 }
@@ -70,6 +97,13 @@ pub enum OpenError {
     /// The tunnel has ended.
     #[error("tunnel is closed")]
     TunnelClosed,
+    /// Every one of [`crate::mux::MAX_CHANNEL_ID_DRAWS`] random ids was already in use: the
+    /// random source is broken.
+    #[error(
+        "no unused channel id in {} random draws; the random source is broken",
+        crate::mux::MAX_CHANNEL_ID_DRAWS
+    )]
+    NoFreeChannelId,
 }
 
 /// Data could not be queued on a channel.

@@ -147,6 +147,17 @@ impl<R: Random> Multiplexer<R> {
             }
         };
         match header.flow {
+            // Protocol 2 puts the caller in a payload, 0 and 1 in EXTRA with SIZE 0. A NEW in
+            // the other format means the server ignores the token's version: every channel
+            // it opened would be misread or ignored, so say so rather than serve none.
+            Flow::New
+                if self.role == Role::Client
+                    && self.version.has_new_payload() != (header.size > 0) =>
+            {
+                Err(MuxError::VersionMismatch {
+                    token: self.version,
+                })
+            }
             Flow::Data => {
                 if header.size > self.config.max_frame_size {
                     return Err(MuxError::FrameTooLarge {
@@ -191,7 +202,8 @@ impl<R: Random> Multiplexer<R> {
                 }
                 match flow {
                     Flow::New if self.version.has_new_payload() => {
-                        // A protocol-2 NEW without its address payload: SniTun ignores it.
+                        // A protocol-2 NEW without its address payload, at a server (clients
+                        // refused it above): servers ignore NEW.
                         self.stats.ignored_new += 1;
                     }
                     Flow::New => {

@@ -67,6 +67,12 @@ use crate::version::ProtocolVersion;
 use channel::{Channel, OutItem, Phase};
 use input::InputState;
 
+/// Most random channel ids [`Multiplexer::open_channel`] draws before giving up. Ids are 16
+/// random bytes, so with a working random source even a second draw is needed about once in
+/// 2^128 / `max_channels` opens; needing this many means the source is broken (or returns
+/// the same bytes every time), and retrying for ever would hang the shell.
+pub const MAX_CHANNEL_ID_DRAWS: u32 = 8;
+
 /// Counters a shell exports as metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MuxStats {
@@ -211,12 +217,10 @@ impl<R: Random> Multiplexer<R> {
         if self.channels.len() >= self.config.max_channels {
             return Err(OpenError::TooManyChannels);
         }
-        let id = loop {
-            let id = ChannelId::random(&mut self.rng);
-            if !self.by_id.contains_key(&id) {
-                break id;
-            }
-        };
+        let id = (0..MAX_CHANNEL_ID_DRAWS)
+            .map(|_| ChannelId::random(&mut self.rng))
+            .find(|id| !self.by_id.contains_key(id))
+            .ok_or(OpenError::NoFreeChannelId)?;
         let handle = self.insert(id, Some(caller), now);
         self.push_out(handle.index as usize, OutItem::New);
         Ok(handle)

@@ -199,6 +199,54 @@ fn a_bad_new_payload_size_ends_the_tunnel() {
     );
 }
 
+#[test]
+fn a_new_in_another_versions_format_ends_a_client_tunnel_and_says_so() {
+    let caller = "192.0.2.10".parse().unwrap();
+    let now = Instant::now();
+    // A v2 token against a server that speaks protocol 0 (SniTun 0.40 ignores the token's
+    // version): the caller rides in EXTRA with SIZE 0.
+    for cipher in [CipherKind::AesCbc, CipherKind::AesGcmSiv] {
+        let (mut server, client) = sessions(cipher, ProtocolVersion::V2);
+        let mut mux = Multiplexer::new(client, MuxConfig::client(), VectorPattern, now);
+        let v0_new = Header {
+            extra: crate::frame::new_extra_v0(caller, &mut VectorPattern),
+            ..header(ChannelId([1; 16]), Flow::New, 0)
+        };
+        let mut wire = forge(&mut server.cipher, &[(v0_new, &[])]);
+        let err = mux.handle_input(&mut wire, now).unwrap_err();
+        assert_eq!(
+            err,
+            MuxError::VersionMismatch {
+                token: ProtocolVersion::V2
+            },
+            "{cipher}"
+        );
+        assert_eq!(err.blame(), Blame::Peer);
+        assert_eq!(err.suggested_version(), Some(ProtocolVersion::V0));
+        assert!(err.to_string().contains("protocol 0 or 1"), "{err}");
+        assert!(mux.poll_event().is_none(), "no channel was opened");
+    }
+    // The other way round: a v0 or v1 token, a server that sends protocol 2's NEW.
+    for version in [ProtocolVersion::V0, ProtocolVersion::V1] {
+        let (mut server, client) = sessions(CipherKind::AesCbc, version);
+        let mut mux = Multiplexer::new(client, MuxConfig::client(), VectorPattern, now);
+        let (payload, len) = crate::frame::new_payload_v2(caller, &mut VectorPattern);
+        let mut wire = forge(
+            &mut server.cipher,
+            &[(header(ChannelId([1; 16]), Flow::New, len as u32), &[])],
+        );
+        let mut sealed = vec![0; len + server.cipher.overhead()];
+        server
+            .cipher
+            .seal(&payload[..len], &mut sealed, &mut VectorPattern)
+            .unwrap();
+        wire.extend_from_slice(&sealed);
+        let err = mux.handle_input(&mut wire, now).unwrap_err();
+        assert_eq!(err, MuxError::VersionMismatch { token: version });
+        assert_eq!(err.suggested_version(), Some(ProtocolVersion::V2));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

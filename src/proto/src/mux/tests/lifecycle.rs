@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::harness::{ALL, Pair};
 use crate::crypto::CipherKind;
-use crate::mux::{CloseCause, MuxConfig, OpenError, Recv, SendError};
+use crate::mux::{CloseCause, Multiplexer, MuxConfig, OpenError, Recv, SendError};
 use crate::version::ProtocolVersion;
 
 fn payload(n: usize, seed: u8) -> Vec<u8> {
@@ -157,6 +157,34 @@ fn channel_limits_refuse_newcomers_and_keep_serving_others() {
         .unwrap();
     p.drive();
     assert_eq!(p.client.received[&c1], b"ok");
+}
+
+#[test]
+fn opening_gives_up_when_every_random_id_is_taken() {
+    use crate::random::VectorPattern;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    // VectorPattern hands out the same 16 bytes every time: the second id is always taken.
+    let (server, _) = super::harness::sessions(CipherKind::AesGcm, ProtocolVersion::V2);
+    let now = Instant::now();
+    let mut mux = Multiplexer::new(server, MuxConfig::server(), VectorPattern, now);
+    let first = mux.open_channel("192.0.2.1".parse().unwrap(), now).unwrap();
+    // Run the second open on a thread so that a hang fails the test instead of freezing it.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let second = mux.open_channel("192.0.2.2".parse().unwrap(), now);
+        let _ = tx.send((second, mux));
+    });
+    let (second, mut mux) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("open_channel returned instead of retrying for ever");
+    assert_eq!(second, Err(OpenError::NoFreeChannelId));
+    // Nothing of the failed open is left behind; the open channel still works.
+    assert_eq!(mux.channel_count(), 1);
+    assert!(mux.can_send(first));
+    mux.send(first, Bytes::from_static(b"still here"), now)
+        .unwrap();
 }
 
 #[test]

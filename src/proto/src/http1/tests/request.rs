@@ -1,16 +1,17 @@
-use super::*;
+//! The request side alone: heads rewritten, bodies followed, bad framing refused.
 
-const CALLER: &str = "203.0.113.7";
-const ADDED: &str = "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nForwarded: for=203.0.113.7;proto=https\r\n";
+use super::{CALLER, with_added};
+use crate::http1::{Exchange, Http1Error, Pending, RequestRewriter};
+use crate::limits::MAX_HTTP_HEAD_LEN;
 
 /// Feeds `input` in pieces of every size from 1 to its length; all must give the same output.
-fn check(input: &str, expected: Result<String, RewriteError>) {
+fn check(input: &str, expected: Result<String, Http1Error>) {
     for piece in 1..=input.len().max(1) {
-        let mut rw = RequestRewriter::new(Some(CALLER.parse().unwrap()));
+        let mut ex = Exchange::new(Some(CALLER.parse().unwrap()));
         let mut out = Vec::new();
         let mut result = Ok(());
         for chunk in input.as_bytes().chunks(piece) {
-            result = rw.feed(chunk, &mut out);
+            result = ex.feed_request(chunk, &mut out);
             if result.is_err() {
                 break;
             }
@@ -23,11 +24,6 @@ fn check(input: &str, expected: Result<String, RewriteError>) {
             (want, got) => panic!("pieces of {piece}: expected {want:?}, got {got:?}"),
         }
     }
-}
-
-fn with_added(head: &str) -> String {
-    // `head` ends with the CRLF of its last field; the added fields go after it.
-    format!("{head}{ADDED}\r\n")
 }
 
 #[test]
@@ -67,19 +63,31 @@ fn follows_chunked_bodies_and_trailers() {
 }
 
 #[test]
-fn passes_an_upgraded_stream_untouched() {
+fn holds_what_follows_an_upgrade_request_until_the_answer() {
     let input = "GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n\
                  \x01\x05GET / HTTP/1.1\r\n\r\n";
     let want =
-        with_added("GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n")
-            + "\x01\x05GET / HTTP/1.1\r\n\r\n";
+        with_added("GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n");
     check(input, Ok(want));
+    // CONNECT too, and a body before the hold begins.
+    let input = "CONNECT a:443 HTTP/1.1\r\nContent-Length: 2\r\n\r\nab\x16\x03\x01";
+    check(
+        input,
+        Ok(with_added("CONNECT a:443 HTTP/1.1\r\nContent-Length: 2\r\n") + "ab"),
+    );
+    // `Upgrade` without `Connection: upgrade` is not a request to upgrade.
+    let input = "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    check(
+        input,
+        Ok(with_added("GET / HTTP/1.1\r\nUpgrade: websocket\r\n")
+            + &with_added("GET /b HTTP/1.1\r\n")),
+    );
 }
 
 #[test]
 fn refuses_what_it_cannot_frame_like_a_server() {
-    let m = RewriteError::Malformed;
-    let rows: &[(&str, RewriteError)] = &[
+    let m = Http1Error::Malformed;
+    let rows: &[(&str, Http1Error)] = &[
         (
             "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             m("both Content-Length and Transfer-Encoding"),
@@ -131,19 +139,29 @@ fn refuses_what_it_cannot_frame_like_a_server() {
 fn bounds_the_head() {
     let mut rw = RequestRewriter::new(None);
     let mut out = Vec::new();
-    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD_LEN));
+    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HTTP_HEAD_LEN));
     assert_eq!(
-        rw.feed(big.as_bytes(), &mut out),
-        Err(RewriteError::HeadTooLarge)
+        rw.feed(big.as_bytes(), &mut out, &mut Pending::default()),
+        Err(Http1Error::HeadTooLarge)
     );
     assert!(out.is_empty());
+    // One byte under the cap is a head.
+    let mut rw = RequestRewriter::new(None);
+    let head = "GET / HTTP/1.1\r\nX: ";
+    let fill = MAX_HTTP_HEAD_LEN - head.len() - 4;
+    let exact = format!("{head}{}\r\n\r\n", "a".repeat(fill));
+    assert_eq!(exact.len(), MAX_HTTP_HEAD_LEN);
+    let mut pending = Pending::default();
+    rw.feed(exact.as_bytes(), &mut out, &mut pending).unwrap();
+    assert_eq!(pending.len(), 1);
 }
 
 #[test]
 fn writes_ipv6_callers_as_rfc_7239_nodes() {
     let mut rw = RequestRewriter::new(Some("2001:db8::1".parse().unwrap()));
     let mut out = Vec::new();
-    rw.feed(b"GET / HTTP/1.1\r\n\r\n", &mut out).unwrap();
+    rw.feed(b"GET / HTTP/1.1\r\n\r\n", &mut out, &mut Pending::default())
+        .unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("X-Forwarded-For: 2001:db8::1\r\n"), "{out}");
     assert!(
