@@ -63,7 +63,7 @@ pub const DEFAULT_CHANNEL_INCOMING_MAX: usize = 8 * 1024 * 1024;
 pub const DEFAULT_TUNNEL_INCOMING_MAX: usize = 32 * 1024 * 1024;
 /// Protocol 0 (no PAUSE): how long a tunnel may stop reading for a channel over its cap
 /// before that channel is closed (see [`crate::mux::MuxConfig::unpausable_stall_max`]).
-pub const DEFAULT_UNPAUSABLE_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+pub const DEFAULT_UNPAUSABLE_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 /// Default high watermark of a channel's queued outgoing bytes: above it the local source
 /// (browser or home server socket) is not read.
 pub const DEFAULT_OUTGOING_HIGH: usize = 256 * 1024;

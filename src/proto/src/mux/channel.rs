@@ -59,6 +59,8 @@ pub(super) struct Channel {
     pub(super) pause_sent: bool,
     /// Bytes received since PAUSE was sent (what was in flight), while `pause_sent`.
     pub(super) since_pause: usize,
+    /// Protocol 0: whether the sink took bytes during the tunnel's current stall.
+    pub(super) drained_in_stall: bool,
     /// A Readable event is outstanding (cleared when `recv` answers Empty).
     pub(super) readable_signalled: bool,
     pub(super) outgoing: VecDeque<OutItem>,
@@ -89,6 +91,7 @@ impl Channel {
             incoming_pending: 0,
             pause_sent: false,
             since_pause: 0,
+            drained_in_stall: false,
             readable_signalled: false,
             outgoing: VecDeque::new(),
             outgoing_bytes: 0,

@@ -10,8 +10,8 @@ use crate::limits::*;
 /// queue 65 MiB (256 MiB for protocol 0); here a channel holds at most
 /// [`DEFAULT_CHANNEL_INCOMING_MAX`] and a tunnel [`DEFAULT_TUNNEL_INCOMING_MAX`]: past them the
 /// channel whose sink does not keep up is closed, and the tunnel reads on. Protocol 0 has no
-/// PAUSE: there, past a cap the tunnel stops reading (TCP slows the peer) for at most
-/// `unpausable_stall_max`, and only a channel still over its cap then is closed.
+/// PAUSE: there, past a cap the tunnel stops reading (TCP slows the peer) until the channel
+/// drains, and a channel that takes nothing for `unpausable_stall_max` of it is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MuxConfig {
     /// Largest frame payload accepted; larger is a protocol violation that ends the tunnel.
@@ -40,10 +40,10 @@ pub struct MuxConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a channel may carry no data either way before it is closed.
     pub channel_idle_timeout: Option<Duration>,
-    /// Protocol 0 only (no PAUSE): how long the tunnel may stop reading because a channel (or
-    /// the tunnel) is over its cap before the channels still over it are closed. A slow reader
-    /// that drains keeps its channel and gets every byte; one that never reads holds its
-    /// tunnel's other channels up for this long, once.
+    /// Protocol 0 only (no PAUSE): once the tunnel has stopped reading because a channel (or
+    /// the tunnel) is over its cap, how long a channel that holds bytes may take none of them
+    /// before it is closed. A slow reader that drains keeps its channel and gets every byte;
+    /// one that never reads holds its tunnel's other channels up for at most this long.
     pub unpausable_stall_max: Duration,
     /// After this long without a frame either way, the tunnel drops its expanded key schedule
     /// and spare queue capacity (about 1 KiB); the next frame rebuilds them.

@@ -63,7 +63,7 @@ impl<R: Random> Multiplexer<R> {
 
     fn consume(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), MuxError> {
         loop {
-            if self.stalled_since.is_some() {
+            if self.stalled {
                 // Protocol 0 over a cap: the rest waits in `buf` (and the socket).
                 return Ok(());
             }
@@ -361,9 +361,15 @@ impl<R: Random> Multiplexer<R> {
         if !self.version.has_flow_control() {
             // No PAUSE in protocol 0: past a cap, stop reading the tunnel and let TCP slow the
             // peer down; the timers close what is still over a cap after the grace.
-            if self.stalled_since.is_none() && self.over_caps() {
-                self.stalled_since = Some(now);
+            if !self.stalled && self.over_caps() {
+                self.stalled = true;
                 self.stats.stalls += 1;
+                if self.stall_episode.is_none() {
+                    self.stall_episode = Some(now);
+                    for (_, c) in self.channels.iter_mut() {
+                        c.drained_in_stall = false;
+                    }
+                }
             }
             return;
         }
@@ -387,28 +393,26 @@ impl<R: Random> Multiplexer<R> {
             .map(|(i, _)| i)
     }
 
-    /// Protocol 0, at the end of a stall's grace: closes every channel still over its cap
-    /// (and the largest while the tunnel is over its own), then reads on.
+    /// Protocol 0, `unpausable_stall_max` after the first stall of an episode: closes every
+    /// channel that holds bytes and took none of them since (a sink that does not read at
+    /// all), then reads on. A slow sink that drained something keeps its channel and every
+    /// byte; if it is still over its cap the next frame for it stalls the tunnel again, so the
+    /// tunnel moves at its pace (protocol 0 has no other brake), and what is held never passes
+    /// the caps by more than one frame.
     pub(super) fn end_stall(&mut self) {
-        let over: Vec<usize> = self
+        let dead: Vec<usize> = self
             .channels
             .iter()
             .filter(|(_, c)| {
-                c.phase == Phase::Open && c.incoming_pending > self.config.channel_incoming_max
+                c.phase == Phase::Open && c.incoming_pending > 0 && !c.drained_in_stall
             })
             .map(|(i, _)| i)
             .collect();
-        for index in over {
+        for index in dead {
             self.overrun(index);
         }
-        while self.incoming_total > self.config.tunnel_incoming_max {
-            let Some(hog) = self.largest_incoming() else {
-                break;
-            };
-            self.overrun(hog);
-        }
-        // Anything left over its cap was not an open channel's: read on regardless.
-        if self.stalled_since.take().is_some() {
+        self.stall_episode = None;
+        if std::mem::take(&mut self.stalled) {
             self.events.push_back(Event::InputReady);
         }
     }

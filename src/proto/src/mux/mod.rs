@@ -132,9 +132,11 @@ pub struct Multiplexer<R: Random> {
     ready: VecDeque<(usize, u32)>,
     events: VecDeque<Event>,
     incoming_total: usize,
-    /// Protocol 0: since when input is refused because a channel (or the tunnel) is over its
-    /// cap; `None` while reading.
-    stalled_since: Option<Instant>,
+    /// Protocol 0: input is refused because a channel (or the tunnel) is over its cap.
+    stalled: bool,
+    /// Protocol 0: when the first stall since the last grace check began. At its end plus
+    /// `unpausable_stall_max`, channels that hold bytes and took none since are closed.
+    stall_episode: Option<Instant>,
     timers: timers::Timers,
     closed: Option<MuxError>,
     stats: MuxStats,
@@ -160,7 +162,8 @@ impl<R: Random> Multiplexer<R> {
             ready: VecDeque::new(),
             events: VecDeque::new(),
             incoming_total: 0,
-            stalled_since: None,
+            stalled: false,
+            stall_episode: None,
             timers,
             closed: None,
             stats: MuxStats::default(),
@@ -303,6 +306,7 @@ impl<R: Random> Multiplexer<R> {
         };
         let n = n.min(ch.incoming_pending);
         ch.incoming_pending -= n;
+        ch.drained_in_stall |= n > 0;
         let resume = ch.pause_sent && ch.incoming_pending <= low;
         if resume {
             ch.pause_sent = false;
@@ -361,7 +365,7 @@ impl<R: Random> Multiplexer<R> {
     /// its cap, for at most `unpausable_stall_max`, and [`Event::InputReady`] says when it
     /// takes input again.
     pub fn wants_input(&self) -> bool {
-        self.closed.is_none() && self.stalled_since.is_none()
+        self.closed.is_none() && !self.stalled
     }
 
     /// Whether `poll_transmit` has anything to send.
@@ -430,8 +434,8 @@ impl<R: Random> Multiplexer<R> {
 
     /// Ends a protocol-0 stall once nothing is over its cap.
     fn end_stall_if_drained(&mut self) {
-        if self.stalled_since.is_some() && !self.over_caps() {
-            self.stalled_since = None;
+        if self.stalled && !self.over_caps() {
+            self.stalled = false;
             self.events.push_back(Event::InputReady);
         }
     }

@@ -68,7 +68,7 @@ impl<R: Random> Multiplexer<R> {
             t.pong_due,
             self.config.idle_timeout.map(|d| t.last_rx + d),
             t.next_sweep.filter(|_| !self.channels.is_empty()),
-            self.stalled_since
+            self.stall_episode
                 .map(|since| since + self.config.unpausable_stall_max),
             self.config
                 .compact_after
@@ -95,7 +95,7 @@ impl<R: Random> Multiplexer<R> {
 
     fn run_timers(&mut self, now: Instant) -> Result<(), MuxError> {
         if self
-            .stalled_since
+            .stall_episode
             .is_some_and(|since| now >= since + self.config.unpausable_stall_max)
         {
             self.end_stall();
