@@ -51,6 +51,9 @@ pub struct OriginOptions {
     pub close_after_response: bool,
     /// How long a kept-alive connection may idle before the origin closes it (default 30 s).
     pub idle_timeout: Duration,
+    /// Where to listen (default 127.0.0.1:0). A fixed port lets an origin restarted in a new
+    /// process come back where its connector expects it.
+    pub listen: SocketAddr,
 }
 
 impl Default for OriginOptions {
@@ -58,6 +61,7 @@ impl Default for OriginOptions {
         Self {
             close_after_response: false,
             idle_timeout: Duration::from_secs(30),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         }
     }
 }
@@ -184,7 +188,7 @@ fn serve(
         }
     };
     runtime.block_on(async move {
-        let listener = match bind() {
+        let listener = match bind(options.listen) {
             Ok(l) => l,
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -232,9 +236,15 @@ fn serve(
     drop(runtime);
 }
 
-fn bind() -> std::io::Result<tokio::net::TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+fn bind(at: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if at.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // A restarted origin rebinds its port while the old one's connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(at)?;
     socket.listen(BACKLOG)
 }
 
