@@ -4,10 +4,10 @@ use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sluice_proto::crypto::CipherKind;
-use sluice_proto::token::{FernetKey, TokenClaims};
+use sluice_proto::token::{FernetKey, Issuer, TokenClaims, TokenRequest};
 use sluice_proto::version::ProtocolVersion;
 
 /// How long minted tokens are valid.
@@ -60,24 +60,19 @@ impl Creds {
         cipher: CipherKind,
         rng: &mut StdRng,
     ) -> Result<Self> {
-        let mut aes_key = [0u8; 32];
-        let mut aes_iv = [0u8; 16];
-        rand::RngCore::fill_bytes(rng, &mut aes_key);
-        rand::RngCore::fill_bytes(rng, &mut aes_iv);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
-        let claims = TokenClaims {
-            valid: (now + VALIDITY).as_secs_f64(),
-            hostname: host
-                .parse()
+        let mut request = TokenRequest::new(
+            host.parse()
                 .map_err(|e| anyhow::anyhow!("host name {host:?}: {e}"))?,
-            aliases: Vec::new(),
-            aes_key,
-            aes_iv,
-            protocol_version: version,
-            cipher,
-        };
-        let token = claims.mint(key, now.as_secs(), rng);
-        Ok(Self { token, claims })
+        );
+        request.protocol_version = version;
+        request.cipher = cipher;
+        request.valid_for = VALIDITY;
+        let issued =
+            Issuer::new(std::slice::from_ref(key))?.issue(&request, SystemTime::now(), rng)?;
+        Ok(Self {
+            token: issued.token,
+            claims: issued.claims,
+        })
     }
 
     /// The JSON config the real SniTun client script (`src/testkit/peers/client.py`) reads.

@@ -2,17 +2,16 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use rand::RngCore;
 use rand::rngs::OsRng;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sluice_connector::Credentials;
 use sluice_edge::config::read_keys;
 use sluice_proto::Hostname;
 use sluice_proto::crypto::CipherKind;
-use sluice_proto::token::{FernetKey, TokenClaims};
+use sluice_proto::token::{FernetKey, Issuer, TokenRequest};
 use sluice_proto::version::ProtocolVersion;
 
 #[derive(Debug, Args)]
@@ -103,23 +102,15 @@ fn issue(a: IssueArgs) -> anyhow::Result<ExitCode> {
     if a.valid_for.is_zero() {
         bail!("--valid-for must be positive");
     }
-    let mut aes_key = [0; 32];
-    let mut aes_iv = [0; 16];
-    OsRng.fill_bytes(&mut aes_key);
-    OsRng.fill_bytes(&mut aes_iv);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
-    let claims = TokenClaims {
-        // Whole seconds, as Nabu Casa's API writes them.
-        valid: (now + a.valid_for).as_secs() as f64,
+    let request = TokenRequest {
         hostname: name(&a.hostname)?,
         aliases: a.alias.iter().map(|n| name(n)).collect::<Result<_, _>>()?,
-        aes_key,
-        aes_iv,
         protocol_version: version,
         cipher,
+        valid_for: a.valid_for,
     };
-    let token = claims.mint(&keys[0], now.as_secs(), &mut OsRng);
-    let creds = Credentials::new(token, claims)?;
+    let issued = Issuer::new(&keys)?.issue(&request, SystemTime::now(), &mut OsRng)?;
+    let creds = Credentials::new(issued.token, issued.claims)?;
     if a.out.as_os_str() == "-" {
         print!("{}", creds.to_json());
     } else {

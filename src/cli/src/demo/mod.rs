@@ -10,22 +10,19 @@ mod pki;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rand::RngCore;
 use rand::rngs::OsRng;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use sluice_connector::tls::{provider, server_config};
 use sluice_connector::{Connector, CredentialSource, Credentials, Fingerprints};
 use sluice_edge::EdgeConfig;
 use sluice_proto::Hostname;
-use sluice_proto::crypto::CipherKind;
-use sluice_proto::token::{FernetKey, TokenClaims};
-use sluice_proto::version::ProtocolVersion;
+use sluice_proto::token::{FernetKey, Issuer, TokenRequest};
 
 use crate::connect::shutdown_signal;
 
@@ -55,22 +52,14 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The session master's part: a Fernet key for the edge, a token for the connector.
     let fernet = FernetKey::generate(&mut OsRng);
-    let mut aes_key = [0; 32];
-    let mut aes_iv = [0; 16];
-    OsRng.fill_bytes(&mut aes_key);
-    OsRng.fill_bytes(&mut aes_iv);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let claims = TokenClaims {
-        valid: (now + 24 * 3600) as f64,
-        hostname: Hostname::parse(NAME.as_bytes())?,
-        aliases: Vec::new(),
-        aes_key,
-        aes_iv,
-        protocol_version: ProtocolVersion::V2,
-        cipher: CipherKind::AesCbc,
-    };
-    let token = claims.mint(&fernet, now, &mut OsRng);
-    let creds = Credentials::new(token, claims)?;
+    let mut request = TokenRequest::new(Hostname::parse(NAME.as_bytes())?);
+    request.valid_for = Duration::from_secs(24 * 3600);
+    let issued = Issuer::new(std::slice::from_ref(&fernet))?.issue(
+        &request,
+        SystemTime::now(),
+        &mut OsRng,
+    )?;
+    let creds = Credentials::new(issued.token, issued.claims)?;
     creds.save(&dir.join("credentials.json"))?;
 
     let mut edge_config = EdgeConfig::for_keys(vec![fernet]);

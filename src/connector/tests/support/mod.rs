@@ -17,14 +17,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sluice_connector::tls::server_config;
 use sluice_connector::{Backoff, ConnectorHandle, Credentials, State};
 use sluice_edge::{EdgeConfig, EdgeHandle};
 use sluice_proto::Hostname;
 use sluice_proto::crypto::CipherKind;
-use sluice_proto::token::{FernetKey, TokenClaims};
+use sluice_proto::token::{FernetKey, TokenRequest};
 use sluice_proto::version::ProtocolVersion;
 
 pub const HOST: &str = "home.sluice.test";
@@ -141,22 +141,17 @@ pub fn mint(
     cipher: CipherKind,
     valid_for: Duration,
 ) -> Credentials {
-    let mut aes_key = [0; 32];
-    let mut aes_iv = [0; 16];
-    OsRng.fill_bytes(&mut aes_key);
-    OsRng.fill_bytes(&mut aes_iv);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let claims = TokenClaims {
-        valid: (now + valid_for).as_secs_f64(),
-        hostname: Hostname::parse(HOST.as_bytes()).unwrap(),
-        aliases: Vec::new(),
-        aes_key,
-        aes_iv,
+    let request = TokenRequest {
         protocol_version: version,
         cipher,
+        valid_for,
+        ..TokenRequest::new(Hostname::parse(HOST.as_bytes()).unwrap())
     };
-    let token = claims.mint(key, now.as_secs(), &mut OsRng);
-    Credentials::new(token, claims).unwrap()
+    let issued = sluice_proto::token::Issuer::new(std::slice::from_ref(key))
+        .unwrap()
+        .issue(&request, SystemTime::now(), &mut OsRng)
+        .unwrap();
+    Credentials::new(issued.token, issued.claims).unwrap()
 }
 
 /// An edge on 127.0.0.1 (port 0 unless `addr` is given, for a restart on the same port).

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sluice_proto::crypto::{CipherKind, Role, TunnelCipher};
 use sluice_proto::handshake::{ClientHandshake, Session};
 use sluice_proto::mux::{ChannelHandle, Event, Multiplexer, MuxConfig, Recv, Transmit};
-use sluice_proto::token::{FernetKey, TokenClaims};
+use sluice_proto::token::{FernetKey, Issuer, TokenClaims, TokenRequest};
 use sluice_proto::version::ProtocolVersion;
 
 /// What a tunnel client needs: a token and the key material in it.
@@ -53,31 +53,55 @@ impl Creds {
         cipher: CipherKind,
         valid: Duration,
     ) -> Self {
-        let mut rng = StdRng::from_entropy();
-        let mut aes_key = [0u8; 32];
-        let mut aes_iv = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rng, &mut aes_key);
-        rand::RngCore::fill_bytes(&mut rng, &mut aes_iv);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let claims = TokenClaims {
-            valid: (now + valid).as_secs_f64(),
-            hostname: host.parse().unwrap(),
-            aliases: aliases.iter().map(|a| a.parse().unwrap()).collect(),
-            aes_key,
-            aes_iv,
-            protocol_version: version,
+        Self::issued(
+            key,
+            host,
+            aliases,
+            version,
             cipher,
-        };
-        let token = claims.mint(key, now.as_secs(), &mut rng);
-        Self { token, claims }
+            valid,
+            SystemTime::now(),
+        )
     }
 
-    /// A token whose `valid` time is already past.
+    fn issued(
+        key: &FernetKey,
+        host: &str,
+        aliases: &[&str],
+        version: ProtocolVersion,
+        cipher: CipherKind,
+        valid: Duration,
+        now: SystemTime,
+    ) -> Self {
+        let request = TokenRequest {
+            aliases: aliases.iter().map(|a| a.parse().unwrap()).collect(),
+            protocol_version: version,
+            cipher,
+            valid_for: valid,
+            ..TokenRequest::new(host.parse().unwrap())
+        };
+        let issued = Issuer::new(std::slice::from_ref(key))
+            .unwrap()
+            .issue(&request, now, &mut StdRng::from_entropy())
+            .unwrap();
+        Self {
+            token: issued.token,
+            claims: issued.claims,
+        }
+    }
+
+    /// A token whose `valid` time is long past (issued in 1970, valid for a minute).
     pub fn expired(key: &FernetKey, host: &str) -> Self {
-        let mut c = Self::new(key, host, &[], ProtocolVersion::V0, CipherKind::AesCbc);
-        c.claims.valid = 1_000_000.0;
-        c.token = c.claims.mint(key, 1_000_000, &mut StdRng::from_entropy());
-        c
+        let then = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        Self::issued(
+            key,
+            host,
+            &[],
+            ProtocolVersion::V0,
+            CipherKind::AesCbc,
+            Duration::from_secs(60),
+            then,
+        )
     }
 }
 

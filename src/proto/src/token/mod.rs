@@ -7,6 +7,7 @@
 
 mod fernet;
 mod framing;
+mod issuer;
 mod payload;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fernet::{FernetError, FernetKey, FernetKeyError};
 pub use framing::{TokenFraming, frame_token, is_unsigned_token};
+pub use issuer::{DEFAULT_VALIDITY, IssueError, Issued, Issuer, TokenRequest};
 
 use crate::crypto::{CipherKind, IV_LEN, KEY_LEN};
 use crate::hostname::{Hostname, HostnameError};
