@@ -199,3 +199,40 @@ fn a_channel_ends_within_its_idle_timeout_even_while_a_write_to_its_browser_hang
         drop(b);
     }
 }
+
+#[test]
+fn browsers_that_never_read_in_one_tenant_do_not_slow_another_on_the_same_worker() {
+    for version in [ProtocolVersion::V2, ProtocolVersion::V0] {
+        // One worker: both tenants' tunnels share its thread and its event loop.
+        let (edge, key) = edge(sluice_edge::IoDriver::Auto, 1, tight_caps);
+        let at = edge.listen_addrs()[0];
+        let _stalled_tenant = attach(&edge, &key, version, download_or_echo_server());
+        let other = "other.example.test";
+        let _other_tenant = support::attach(
+            &edge,
+            at,
+            &Creds::new(&key, other, &[], version, CipherKind::AesCbc),
+            echo_server(),
+        )
+        .unwrap();
+        let stalled: Vec<TcpStream> = (0..12)
+            .map(|_| {
+                let mut b = browser(at);
+                b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
+                b.write_all(b"B").unwrap();
+                b
+            })
+            .collect();
+        // The other tenant is served throughout, also while the first one's tunnel stalls
+        // (protocol 0) or pauses (protocol 2).
+        for round in 0..20 {
+            let got = support::echo_round_trip(at, other);
+            assert!(
+                got.is_ok(),
+                "{version}: the other tenant, round {round}: {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(stalled);
+    }
+}
