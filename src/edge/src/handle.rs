@@ -1,6 +1,8 @@
 //! Starting and stopping an edge.
 
+use crate::events::RouteEvent;
 use crate::memory::Trimmer;
+use sluice_proto::Hostname;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
@@ -52,6 +54,9 @@ pub struct EdgeHandle {
     grace: Duration,
     _trimmer: Option<Trimmer>,
 }
+
+/// How long [`EdgeHandle::end_tunnel`] waits for the workers' answers.
+const END_TUNNEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Binds every address, starts the workers and the admin endpoint, and returns once every
 /// worker is accepting.
@@ -210,6 +215,39 @@ impl EdgeHandle {
     /// The driver of each worker.
     pub fn drivers(&self) -> &[Driver] {
         &self.drivers
+    }
+
+    /// Route claims and releases of every worker, for the fleet to mirror: first a `Claimed`
+    /// for every tunnel registered now, then each change as it happens. Dropping the receiver
+    /// ends the feed.
+    pub fn route_events(&self) -> std::sync::mpsc::Receiver<RouteEvent> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for s in &self.senders {
+            let _ = s.send(Message::Observe(tx.clone()));
+        }
+        rx
+    }
+
+    /// Ends the tunnel that serves `name` (primary or alias), wherever it lives; its
+    /// browsers are cut and its names released. Whether one did, answered within 2 s.
+    pub fn end_tunnel(&self, name: &Hostname) -> bool {
+        let mut answers = Vec::new();
+        for s in &self.senders {
+            let (reply, answer) = std::sync::mpsc::sync_channel(1);
+            if s.send(Message::EndTunnel {
+                name: name.clone(),
+                reply,
+            })
+            .is_ok()
+            {
+                answers.push(answer);
+            }
+        }
+        let deadline = std::time::Instant::now() + END_TUNNEL_TIMEOUT;
+        answers.into_iter().any(|a| {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            a.recv_timeout(left).unwrap_or(false)
+        })
     }
 
     /// Replaces the Fernet keys on every worker (tunnels already connected stay).

@@ -15,6 +15,7 @@
 
 mod admin;
 pub mod config;
+pub mod events;
 mod handle;
 mod inspect;
 mod io;
@@ -29,6 +30,7 @@ mod sync;
 mod worker;
 
 pub use config::{ConfigError, EdgeConfig, IoDriver, RawConfig};
+pub use events::RouteEvent;
 pub use handle::{EdgeHandle, StartError, start};
 pub use metrics::Metrics;
 pub use runtime::Driver;

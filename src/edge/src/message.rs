@@ -28,6 +28,13 @@ pub(crate) enum Message {
     },
     /// New Fernet keys.
     Keys(Arc<[FernetKey]>),
+    /// Tell this observer of every route claimed or released on this worker from now on.
+    Observe(std::sync::mpsc::Sender<crate::events::RouteEvent>),
+    /// End the tunnel that owns `name` if it is on this worker; answer whether it was.
+    EndTunnel {
+        name: Hostname,
+        reply: std::sync::mpsc::SyncSender<bool>,
+    },
     /// The admin asks for views of the worker's tunnels.
     Inspect(crate::inspect::Inspect),
     /// Stop accepting; let connections finish for `grace`, then close everything.

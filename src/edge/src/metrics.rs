@@ -118,6 +118,8 @@ labelled! {
         Io = "io",
         /// The edge shut down.
         Shutdown = "shutdown",
+        /// The edge's owner ended it (`EdgeHandle::end_tunnel`).
+        Ended = "ended",
     }
 }
 
@@ -148,7 +150,7 @@ pub struct WorkerMetrics {
     pub pause_overshoot_max: AtomicU64,
     refusals: [AtomicU64; 16],
     handshake_failures: [AtomicU64; 6],
-    tunnel_ends: [AtomicU64; 7],
+    tunnel_ends: [AtomicU64; TunnelEnd::ALL.len()],
     channel_ends: [AtomicU64; 7],
 }
 
@@ -177,7 +179,7 @@ impl Default for WorkerMetrics {
 const _: () = assert!(
     Refusal::ALL.len() == 16
         && HandshakeFailure::ALL.len() == 6
-        && TunnelEnd::ALL.len() == 7
+        && TunnelEnd::ALL.len() == 8
         && ChannelEnd::ALL.len() == 7
 );
 

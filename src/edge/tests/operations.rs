@@ -335,3 +335,69 @@ fn shutdown_drains_browsers_then_closes_tunnels() {
         "tunnels closed after the drain"
     );
 }
+
+#[test]
+fn the_handle_reports_route_changes_and_ends_a_tunnel_on_any_worker() {
+    use sluice_edge::RouteEvent;
+    let (edge, key) = edge(IoDriver::Auto, 2, |_| {});
+    let addr = edge.listen_addrs()[0];
+    let first = support::attach(
+        &edge,
+        addr,
+        &Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesGcm),
+        echo_server(),
+    )
+    .unwrap();
+    echo_round_trip(addr, HOST).unwrap();
+    // A feed taken now starts with what is already registered...
+    let events = edge.route_events();
+    let next = || events.recv_timeout(Duration::from_secs(5)).unwrap();
+    let RouteEvent::Claimed { names, seq, .. } = next() else {
+        panic!("not a claim");
+    };
+    assert_eq!(names[0].as_str(), HOST);
+    // ... then follows the changes: a second tunnel with an alias, and one that goes.
+    let second = support::attach(
+        &edge,
+        addr,
+        &Creds::new(
+            &key,
+            "two.example.test",
+            &["alias.example.test"],
+            ProtocolVersion::V2,
+            CipherKind::AesGcm,
+        ),
+        echo_server(),
+    )
+    .unwrap();
+    let RouteEvent::Claimed { names: two, .. } = next() else {
+        panic!("not a claim");
+    };
+    let two: Vec<_> = two.iter().map(|n| n.as_str().to_owned()).collect();
+    assert_eq!(two, ["two.example.test", "alias.example.test"]);
+    first.kill();
+    let RouteEvent::Released {
+        names: gone,
+        seq: gone_seq,
+        ..
+    } = next()
+    else {
+        panic!("not a release");
+    };
+    assert_eq!(
+        (gone, gone_seq),
+        (names, seq),
+        "the first tunnel's claims go with it"
+    );
+    // Ending a tunnel by any of its names, whichever worker owns it.
+    let alias = "alias.example.test".parse().unwrap();
+    assert!(edge.end_tunnel(&alias));
+    assert!(second.wait_ended(Duration::from_secs(5)).is_some());
+    assert!(matches!(next(), RouteEvent::Released { .. }));
+    assert!(!edge.end_tunnel(&"nobody.example.test".parse().unwrap()));
+    assert_eq!(
+        edge.metrics()
+            .total(|w| w.tunnel_ends(sluice_edge::metrics::TunnelEnd::Ended)),
+        1
+    );
+}

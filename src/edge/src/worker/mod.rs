@@ -21,6 +21,7 @@ use sluice_proto::Hostname;
 use sluice_proto::token::FernetKey;
 
 use crate::config::EdgeConfig;
+use crate::events::RouteEvent;
 use crate::inspect::Answer;
 use crate::listener::ListenerKind;
 use crate::message::Message;
@@ -59,6 +60,8 @@ pub(crate) struct Worker {
     pending: Cell<usize>,
     /// Browser connections proxied into a tunnel now.
     connections: Cell<usize>,
+    /// Outside observers of this worker's route claims and releases.
+    observers: RefCell<Vec<std::sync::mpsc::Sender<RouteEvent>>>,
     /// Stop accepting (graceful shutdown has begun).
     pub(crate) draining: Latch,
     /// Close everything now.
@@ -87,6 +90,7 @@ impl Worker {
             quotas,
             pending: Cell::new(0),
             connections: Cell::new(0),
+            observers: RefCell::new(Vec::new()),
             draining: Latch::default(),
             aborting: Latch::default(),
         }
@@ -148,6 +152,28 @@ impl Worker {
             Message::Keys(keys) => {
                 info!(keys = keys.len(), "Fernet keys reloaded");
                 *self.keys.borrow_mut() = keys;
+            }
+            Message::Observe(tx) => {
+                // A newcomer first learns what is already here.
+                for (_, t) in self.tunnels.borrow().iter() {
+                    let _ = tx.send(RouteEvent::Claimed {
+                        names: t.names.to_vec(),
+                        worker: self.id,
+                        seq: t.seq,
+                    });
+                }
+                self.observers.borrow_mut().push(tx);
+            }
+            Message::EndTunnel { name, reply } => {
+                let mine = self
+                    .lookup(&name)
+                    .filter(|r| r.worker == self.id)
+                    .and_then(|r| r.tunnel.and_then(|k| self.tunnel(k)));
+                if let Some(t) = &mine {
+                    info!(host = %t.names[0], "tunnel ended by the edge's owner");
+                    t.end(TunnelEnd::Ended);
+                }
+                let _ = reply.try_send(mine.is_some());
             }
             Message::Inspect(q) => {
                 let answer = match &q.host {
@@ -221,7 +247,19 @@ impl Worker {
             worker: self.id,
             seq: t.seq,
         });
+        self.tell(RouteEvent::Claimed {
+            names: t.names.to_vec(),
+            worker: self.id,
+            seq: t.seq,
+        });
         key
+    }
+
+    /// Tells the observers; one that went away is forgotten.
+    fn tell(&self, event: RouteEvent) {
+        self.observers
+            .borrow_mut()
+            .retain(|o| o.send(event.clone()).is_ok());
     }
 
     fn unregister(&self, key: usize, t: &Tunnel) {
@@ -229,6 +267,11 @@ impl Worker {
         self.routes.borrow_mut().release(&t.names, self.id, t.seq);
         self.broadcast(|| Message::RouteRelease {
             names: t.names.clone(),
+            worker: self.id,
+            seq: t.seq,
+        });
+        self.tell(RouteEvent::Released {
+            names: t.names.to_vec(),
             worker: self.id,
             seq: t.seq,
         });
