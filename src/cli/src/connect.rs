@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tracing::{info, warn};
 
+use sluice_connector::CredentialsFile;
 use sluice_connector::access::parse_network;
 use sluice_connector::tls::{load_certs, load_key, server_config};
 use sluice_connector::{

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use sluice_connector::Credentials;
+use sluice_connector::CredentialsFile;
 use sluice_edge::config::read_keys;
 use sluice_proto::Hostname;
 use sluice_proto::crypto::CipherKind;

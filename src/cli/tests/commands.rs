@@ -158,7 +158,9 @@ fn token_issue_writes_credentials_that_the_token_backs() {
         let mode = std::fs::metadata(&out_path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the file holds the tunnel key");
     }
-    let creds = sluice_connector::Credentials::load(&out_path).unwrap();
+    let creds =
+        <sluice_connector::Credentials as sluice_connector::CredentialsFile>::load(&out_path)
+            .unwrap();
     let claims = verify_token(
         creds.token().as_bytes(),
         std::slice::from_ref(&key),

@@ -58,7 +58,7 @@ pub use access::AccessList;
 pub use backoff::Backoff;
 pub use builder::{Builder, Connector};
 pub use channel::Timeouts;
-pub use credentials::{CredentialSource, Credentials};
+pub use credentials::{CredentialSource, Credentials, CredentialsFile};
 pub use error::Error;
 pub use handle::ConnectorHandle;
 pub use state::State;

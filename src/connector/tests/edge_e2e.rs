@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use sluice_connector::CredentialsFile;
 use sluice_connector::access::parse_network;
 use sluice_connector::tls::peer_certificates;
 use sluice_connector::{AccessList, Connector, CredentialSource, Fingerprints, State};

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use sluice_connector::CredentialsFile;
 use sluice_connector::access::parse_network;
 use sluice_connector::{AccessList, Connector, ConnectorHandle, CredentialSource, State};
 use sluice_proto::crypto::CipherKind;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use sluice_connector::CredentialsFile;
 use sluice_connector::tls::{provider, server_config};
 use sluice_connector::{Connector, CredentialSource, Credentials, Fingerprints};
 use sluice_edge::EdgeConfig;

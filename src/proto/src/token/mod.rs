@@ -5,6 +5,7 @@
 //! cipher, and its expiry (`valid`, Unix seconds). Keys rotate by listing several: any of
 //! them may verify, the first one mints. The Fernet timestamp is not used, as in SniTun.
 
+mod credentials;
 mod fernet;
 mod framing;
 mod issuer;
@@ -13,6 +14,7 @@ mod payload;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use credentials::{Credentials, CredentialsError};
 pub use fernet::{FernetError, FernetKey, FernetKeyError};
 pub use framing::{TokenFraming, frame_token, is_unsigned_token};
 pub use issuer::{DEFAULT_VALIDITY, IssueError, Issued, Issuer, TokenRequest};
