@@ -29,7 +29,7 @@ use sluice_proto::mux::{
 use sluice_proto::peek::Peek;
 use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
 
-use super::conn::Pending;
+use super::admission::Pending;
 use super::{SharedRng, Worker};
 use crate::io;
 use crate::metrics::{ChannelEnd, HandshakeFailure, Metrics, Refusal, TunnelEnd, WorkerMetrics};
