@@ -335,3 +335,22 @@ fn shutdown_drains_browsers_then_closes_tunnels() {
         "tunnels closed after the drain"
     );
 }
+
+#[test]
+fn start_refuses_zero_workers_with_a_config_error() {
+    // Before: `workers = 0` reached the worker table and panicked inside start().
+    let key = sluice_proto::token::FernetKey::from_bytes(&[7; 32]);
+    let mut config = sluice_edge::EdgeConfig::for_keys(vec![key]);
+    config.workers = 0;
+    match sluice_edge::start(config) {
+        Err(sluice_edge::StartError::Config(e)) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("`workers`") && msg.contains("at least 1"),
+                "{msg}"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("an edge with zero workers started"),
+    }
+}
