@@ -534,6 +534,7 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
                     if shed.is_some_and(|at| Instant::now() >= at) {
                         // A quiet second: give the buffer's memory back.
                         buf = BytesMut::new();
+                        WorkerMetrics::inc(&t.metrics.worker(t.worker).tunnel_buffers_shed);
                     }
                     continue;
                 }
