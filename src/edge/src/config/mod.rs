@@ -2,9 +2,12 @@
 //! socket is bound.
 //!
 //! Precedence, highest first: a flag, the file, the default. The raw layer ([`RawConfig`])
-//! has every field optional and rejects unknown keys; [`RawConfig::resolve`] applies defaults,
-//! reads the Fernet key file and checks every value, producing an [`EdgeConfig`] that cannot
-//! hold an inconsistent state. `max_tunnels`, `max_connections` and `max_pending_handshakes`
+//! has every field optional and rejects unknown keys; [`RawConfig::resolve`] applies the
+//! defaults (one table, [`defaults`]), reads the Fernet key file and checks every value with
+//! [`EdgeConfig::validate`], which [`crate::start`] runs again before binding anything (the
+//! fields are public, so an embedder or a test could have changed them). A file's
+//! `workers = 0` means one per CPU and is resolved here; an [`EdgeConfig`] with zero workers
+//! is invalid. `max_tunnels`, `max_connections` and `max_pending_handshakes`
 //! are limits of the whole edge: the workers count them together (one atomic counter each,
 //! touched once per connection, never per byte), so an edge never admits more, whatever the
 //! number of workers, and never refuses below them because one worker is busier.
