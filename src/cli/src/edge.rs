@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tracing::{info, warn};
 
-use sluice_edge::config::{RawLimits, RawTimeouts, read_keys};
+use sluice_edge::config::{RawLimits, RawTimeouts, defaults, read_keys};
 use sluice_edge::{IoDriver, RawConfig};
+use sluice_proto::mux::MuxConfig;
 
 /// Exit status for a configuration that does not validate.
 const EXIT_CONFIG: u8 = 2;
@@ -26,9 +27,10 @@ pub(crate) struct EdgeArgs {
     /// TOML configuration file (see deploy/edge.toml); flags override its values.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address for browsers, repeatable; it takes tunnels too unless --peer-listen is given.
-    /// [default: 127.0.0.1:8443]
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = with_default(
+        "Address for browsers, repeatable; it takes tunnels too unless --peer-listen is given",
+        defaults::LISTEN,
+    ))]
     listen: Vec<SocketAddr>,
     /// Address for tunnels only (dual-port mode), repeatable.
     #[arg(long, value_name = "ADDR")]
@@ -36,7 +38,8 @@ pub(crate) struct EdgeArgs {
     /// File of Fernet keys, one per line; any of them may verify a token; re-read on SIGHUP.
     #[arg(long, value_name = "FILE")]
     fernet_keys: Option<PathBuf>,
-    /// Worker threads, each pinned to a CPU [default: one per CPU].
+    /// Worker threads, each pinned to a CPU; 0 (as in a config file) means one per CPU, which
+    /// is resolved before the edge starts [default: one per CPU].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Do not pin workers to CPUs.
@@ -57,61 +60,42 @@ pub(crate) struct EdgeArgs {
     #[arg(long, value_name = "DRIVER")]
     io: Option<IoDriver>,
 
-    /// Most tunnels connected at once, all workers together [default: 100000].
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", help_heading = "Limits", help = with_default("Most tunnels connected at once, all workers together", defaults::MAX_TUNNELS))]
     max_tunnels: Option<usize>,
-    /// Most browser connections per tunnel [default: 1024].
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", help_heading = "Limits", help = with_default("Most browser connections per tunnel", MuxConfig::server().max_channels))]
     max_channels_per_tunnel: Option<usize>,
-    /// Most browser connections at once, all workers together [default: 1000000].
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", help_heading = "Limits", help = with_default("Most browser connections at once, all workers together", defaults::MAX_CONNECTIONS))]
     max_connections: Option<usize>,
-    /// Most connections still in their hello or tunnel handshake, all workers together
-    /// [default: 10000].
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_name = "N", help_heading = "Limits", help = with_default("Most connections still in their hello or tunnel handshake, all workers together", defaults::MAX_PENDING_HANDSHAKES))]
     max_pending_handshakes: Option<usize>,
-    /// Largest ClientHello, in bytes [default: 16384].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("Largest ClientHello, in bytes", defaults::MAX_HELLO_LEN))]
     max_hello_len: Option<usize>,
-    /// Largest frame payload accepted from a tunnel [default: 8388608].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("Largest frame payload accepted from a tunnel", MuxConfig::server().max_frame_size))]
     max_frame_size: Option<u32>,
-    /// Undelivered bytes of a channel at which its tunnel is sent PAUSE [default: 524288].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("Undelivered bytes of a channel at which its tunnel is sent PAUSE", MuxConfig::server().incoming_high))]
     channel_pause_bytes: Option<usize>,
-    /// ... and at which RESUME [default: 131072].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("... and at which RESUME", MuxConfig::server().incoming_low))]
     channel_resume_bytes: Option<usize>,
-    /// Undelivered bytes of a channel above which it is closed [default: 8388608].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("Undelivered bytes of a channel above which it is closed", MuxConfig::server().channel_incoming_max))]
     channel_queue_max: Option<usize>,
-    /// Undelivered bytes of a tunnel above which its largest channel is closed [default: 33554432].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("Undelivered bytes of a tunnel above which its largest channel is closed", MuxConfig::server().tunnel_incoming_max))]
     tunnel_queue_max: Option<usize>,
-    /// Bytes queued towards a tunnel above which the browser is not read [default: 262144].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("Bytes queued towards a tunnel above which the browser is not read", MuxConfig::server().outgoing_high))]
     channel_send_high: Option<usize>,
-    /// ... and at or below which it is read again [default: 65536].
-    #[arg(long, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, value_name = "BYTES", help_heading = "Limits", help = with_default("... and at or below which it is read again", MuxConfig::server().outgoing_low))]
     channel_send_low: Option<usize>,
 
-    /// Time for a browser's ClientHello to arrive [default: 10s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts", help = with_default("Time for a browser's ClientHello to arrive", humantime::format_duration(defaults::HELLO_TIMEOUT)))]
     hello_timeout: Option<Duration>,
-    /// Time for a tunnel's token and challenge answer [default: 10s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts", help = with_default("Time for a tunnel's token and challenge answer", humantime::format_duration(defaults::HANDSHAKE_TIMEOUT)))]
     handshake_timeout: Option<Duration>,
-    /// A tunnel silent this long is dropped [default: 120s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts", help = with_default("A tunnel silent this long is dropped", humantime::format_duration(defaults::TUNNEL_IDLE_TIMEOUT)))]
     tunnel_idle_timeout: Option<Duration>,
-    /// A browser connection idle both ways this long is closed [default: 120s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts", help = with_default("A browser connection idle both ways this long is closed", humantime::format_duration(defaults::CHANNEL_IDLE_TIMEOUT)))]
     channel_idle_timeout: Option<Duration>,
-    /// A socket write that does not progress this long fails [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts", help = with_default("A socket write that does not progress this long fails", humantime::format_duration(defaults::WRITE_TIMEOUT)))]
     write_timeout: Option<Duration>,
-    /// How long shutdown waits for browser connections to finish [default: 30s].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Timeouts", help = with_default("How long shutdown waits for browser connections to finish", humantime::format_duration(defaults::SHUTDOWN_GRACE)))]
     shutdown_grace: Option<Duration>,
 
     /// Validate the configuration, print it, and exit.
@@ -210,6 +194,12 @@ pub(crate) fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A flag's help with its default, taken from the edge's one table of defaults (so `--help`
+/// cannot disagree with what an unset flag resolves to).
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
 }
 
 fn config_error(e: impl std::fmt::Display) -> ExitCode {

@@ -7,7 +7,7 @@ use tokio_rustls::TlsAcceptor;
 
 use sluice_proto::mux::MuxConfig;
 
-use crate::channel::{Endpoint, ServeConfig, Timeouts};
+use crate::config::{Endpoint, ServeConfig, Timeouts};
 use crate::credentials::CredentialSource;
 use crate::handle::ConnectorHandle;
 use crate::supervisor::{self, Desired, Supervisor, Want};

@@ -16,15 +16,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
-use sluice_proto::mux::{MuxConfig, Recv};
+use sluice_proto::mux::Recv;
 use sluice_proto::proxy::{Command, ProxiedAddrs, write_v2};
 
-use crate::access::AccessList;
 use crate::buffers;
+use crate::config::{Endpoint, ServeConfig};
 use crate::forwarded::{Exchange, Http1Error};
-use crate::tunnel::{Slot, Tunnel, show};
+use crate::slot::Slot;
+use crate::tunnel::Tunnel;
 
 /// Bytes read from the local endpoint at a time.
 const READ_CHUNK: usize = buffers::SIZE;
@@ -33,74 +34,14 @@ const PIPE_CAPACITY: usize = 256 * 1024;
 /// How long closing the endpoint's write side may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Every wait the connector does has a bound; these are they.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// TCP connection to the edge.
-    pub connect: Duration,
-    /// Token, challenge and answer, once connected.
-    pub handshake: Duration,
-    /// TCP connection to the local endpoint.
-    pub endpoint_connect: Duration,
-    /// The TLS handshake with a browser (terminate mode).
-    pub tls_handshake: Duration,
-    /// A write (to the edge or the endpoint) that makes no progress this long fails.
-    pub write: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            handshake: Duration::from_secs(10),
-            endpoint_connect: Duration::from_secs(10),
-            tls_handshake: Duration::from_secs(15),
-            write: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Where channels go.
-#[derive(Clone)]
-pub(crate) enum Endpoint {
-    /// The TLS bytes go as they are to a local TLS server.
-    Passthrough { addr: String },
-    /// The connector terminates TLS and sends plain HTTP to a local server.
-    Terminate {
-        tls: TlsAcceptor,
-        http: String,
-        forwarded_headers: bool,
-    },
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Passthrough { addr } => write!(f, "passthrough to {addr}"),
-            Self::Terminate {
-                http,
-                forwarded_headers,
-                ..
-            } => write!(
-                f,
-                "terminate TLS, HTTP to {http} (forwarded headers: {forwarded_headers})"
-            ),
-        }
-    }
-}
-
-/// What a tunnel needs to serve its channels.
-#[derive(Debug)]
-pub(crate) struct ServeConfig {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) proxy_protocol: bool,
-    pub(crate) access: AccessList,
-    pub(crate) timeouts: Timeouts,
-    pub(crate) mux: MuxConfig,
+/// Starts a channel's task; what [`crate::tunnel::connect`] is given to run for each channel
+/// the edge opens (the tunnel does not import this module: imports run one way).
+pub(crate) fn start(t: Arc<Tunnel>, slot: Arc<Slot>, caller: Option<IpAddr>) {
+    tokio::spawn(serve(t, slot, caller).in_current_span());
 }
 
 /// Serves one channel until it ends.
-pub(crate) async fn serve(t: Arc<Tunnel>, slot: Arc<Slot>, caller: Option<IpAddr>) {
+async fn serve(t: Arc<Tunnel>, slot: Arc<Slot>, caller: Option<IpAddr>) {
     let cfg = t.serve.clone();
     if !cfg.access.permits(caller) {
         info!(caller = %show(caller), "refused by the access list");
@@ -428,4 +369,9 @@ async fn write_bounded<W: AsyncWrite + Unpin>(
     tokio::time::timeout(timeout, write)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
+}
+
+/// The caller's address for logs.
+fn show(caller: Option<IpAddr>) -> String {
+    caller.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }

@@ -21,7 +21,8 @@ use tracing::{info, warn};
 use sluice_proto::crypto::CipherKind;
 
 use crate::backoff::Backoff;
-use crate::channel::ServeConfig;
+use crate::channel;
+use crate::config::ServeConfig;
 use crate::credentials::{CredentialSource, Credentials};
 use crate::tunnel::{self, Tunnel};
 use crate::{Error, State};
@@ -196,11 +197,17 @@ impl Run {
             ));
         }
         let used = &mut self.used_gcm_keys;
-        let tunnel = tunnel::connect(&self.cfg.edge, creds, self.cfg.serve.clone(), || {
-            if let Some(k) = gcm_key {
-                used.insert(k);
-            }
-        })
+        let tunnel = tunnel::connect(
+            &self.cfg.edge,
+            creds,
+            self.cfg.serve.clone(),
+            channel::start,
+            || {
+                if let Some(k) = gcm_key {
+                    used.insert(k);
+                }
+            },
+        )
         .await?;
         info!(
             host = %creds.hostname(),

@@ -7,7 +7,7 @@
 //! - the timer runs the keepalive (a PING every 50 s, as SniTun's client does) and the idle
 //!   timeouts.
 //!
-//! Each channel the edge opens gets its own task ([`crate::channel`]). The multiplexer lives
+//! Each channel the edge opens gets its own task (started through [`OnChannel`]). The multiplexer lives
 //! behind one mutex that is never held across an await; events it emits are turned into
 //! wakeups of the task concerned.
 
@@ -30,8 +30,9 @@ use sluice_proto::mux::{ChannelHandle, CloseCause, Event, Multiplexer, MuxError,
 use sluice_proto::version::ProtocolVersion;
 
 use crate::Error;
-use crate::channel::{self, ServeConfig};
+use crate::config::ServeConfig;
 use crate::credentials::Credentials;
+use crate::slot::Slot;
 use crate::sync::Latch;
 
 /// Bytes read from the edge at a time.
@@ -43,20 +44,10 @@ const MAX_IOV: usize = 64;
 /// How long a graceful close waits for queued frames to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The per-channel wakeups a channel task waits on.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    pub(crate) handle: ChannelHandle,
-    /// Data (or the end) is ready to `recv`.
-    pub(crate) readable: Notify,
-    /// The local endpoint may be read again.
-    pub(crate) writable: Notify,
-    /// Stop reading the endpoint: the channel is closed (by either side) or the tunnel ended.
-    pub(crate) done: Latch,
-    /// Stop writing to the endpoint too: the channel was killed (idle, overrun) and what was
-    /// still queued for it is gone.
-    pub(crate) abort: Latch,
-}
+/// What the tunnel does with a channel the edge opened: start its task. Given to [`connect`]
+/// rather than called by name, so that this module does not depend on the channel module that
+/// depends on it.
+pub(crate) type OnChannel = fn(Arc<Tunnel>, Arc<Slot>, Option<IpAddr>);
 
 struct Inner {
     mux: Multiplexer<StdRng>,
@@ -67,6 +58,8 @@ struct Inner {
 pub(crate) struct Tunnel {
     inner: Mutex<Inner>,
     pub(crate) serve: Arc<ServeConfig>,
+    /// Runs each channel the edge opens (the channel module's `start`).
+    on_channel: OnChannel,
     output: Notify,
     timer: Notify,
     idle: Notify,
@@ -92,6 +85,7 @@ pub(crate) async fn connect(
     edge: &str,
     creds: &Credentials,
     serve: Arc<ServeConfig>,
+    on_channel: OnChannel,
     on_key_use: impl FnOnce(),
 ) -> Result<Arc<Tunnel>, Error> {
     let t = &serve.timeouts;
@@ -145,6 +139,7 @@ pub(crate) async fn connect(
             slots: HashMap::new(),
         }),
         serve,
+        on_channel,
         output: Notify::new(),
         timer: Notify::new(),
         idle: Notify::new(),
@@ -230,7 +225,7 @@ impl Tunnel {
             self.timer.notify_one();
         }
         for (slot, caller) in opened {
-            tokio::spawn(channel::serve(self.clone(), slot, caller).in_current_span());
+            (self.on_channel)(self.clone(), slot, caller);
         }
         out
     }
@@ -459,9 +454,4 @@ async fn timer_loop(t: Arc<Tunnel>) {
             return t.end_with(&e);
         }
     }
-}
-
-/// The caller's address for logs.
-pub(crate) fn show(caller: Option<IpAddr>) -> String {
-    caller.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }

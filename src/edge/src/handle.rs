@@ -15,7 +15,7 @@ use tracing::{info, info_span, warn};
 use sluice_proto::token::FernetKey;
 
 use crate::admin::Admin;
-use crate::config::EdgeConfig;
+use crate::config::{ConfigError, EdgeConfig};
 use crate::listener::{self, ListenerKind};
 use crate::message::Message;
 use crate::metrics::Metrics;
@@ -28,6 +28,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The edge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The configuration does not validate (zero workers, a zero timeout, ...): nothing was
+    /// bound or started.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// A listening address could not be bound.
     #[error("{0}")]
     Bind(std::io::Error),
@@ -59,8 +63,10 @@ pub struct EdgeHandle {
 const END_TUNNEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Binds every address, starts the workers and the admin endpoint, and returns once every
-/// worker is accepting.
+/// worker is accepting. A configuration that does not [validate](EdgeConfig::validate) is
+/// refused before anything is bound.
 pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
+    config.validate()?;
     let workers = config.workers;
     let bound = listener::bind_all(&config.listen, &config.peer_listen, workers)
         .map_err(StartError::Bind)?;

@@ -148,6 +148,8 @@ pub struct WorkerMetrics {
     pub queued_to_browsers: AtomicI64,
     /// The most bytes one channel received after it was sent PAUSE: what was in flight.
     pub pause_overshoot_max: AtomicU64,
+    /// Times a quiet tunnel gave its read buffer's memory back.
+    pub tunnel_buffers_shed: AtomicU64,
     refusals: [AtomicU64; 16],
     handshake_failures: [AtomicU64; 6],
     tunnel_ends: [AtomicU64; TunnelEnd::ALL.len()],
@@ -168,6 +170,7 @@ impl Default for WorkerMetrics {
             bytes_to_browsers: AtomicU64::new(0),
             queued_to_browsers: AtomicI64::new(0),
             pause_overshoot_max: AtomicU64::new(0),
+            tunnel_buffers_shed: AtomicU64::new(0),
             refusals: Default::default(),
             handshake_failures: Default::default(),
             tunnel_ends: Default::default(),
@@ -353,6 +356,12 @@ impl Metrics {
             "gauge",
             "The most bytes one channel received after its PAUSE was sent (in flight).",
             &mut per(&|w| load(&w.pause_overshoot_max).to_string()).into_iter(),
+        );
+        family(
+            "sluice_tunnel_buffers_shed_total",
+            "counter",
+            "Times a quiet tunnel gave its read buffer's memory back.",
+            &mut per(&|w| load(&w.tunnel_buffers_shed).to_string()).into_iter(),
         );
         family(
             "sluice_browser_connections_total",

@@ -14,7 +14,7 @@ use sluice_proto::crypto::CipherKind;
 use sluice_proto::token::FernetKey;
 use sluice_proto::version::ProtocolVersion;
 use support::peer::{Creds, TestPeer};
-use support::{DRIVERS, browser, echo_server, edge, hello, pattern_byte, read_n, wait_for};
+use support::{browser, drivers, echo_server, edge, hello, pattern_byte, read_n, wait_for};
 
 const HOST: &str = "home.example.test";
 
@@ -51,7 +51,7 @@ fn request(at: SocketAddr, request: &[u8], expect: usize) -> std::io::Result<Vec
 
 #[test]
 fn a_browser_that_closes_first_ends_its_channel_at_once() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (edge, key) = edge(io, 1, |_| {});
         let at = edge.listen_addrs()[0];
         let peer = attach(&edge, &key, ProtocolVersion::V2, echo_server());
@@ -131,7 +131,7 @@ fn tight_caps(c: &mut EdgeConfig) {
 #[test]
 fn browsers_that_never_read_do_not_hold_up_their_tunnel() {
     for version in [ProtocolVersion::V2, ProtocolVersion::V0] {
-        for io in DRIVERS {
+        for io in drivers() {
             let (edge, key) = edge(io, 1, tight_caps);
             let at = edge.listen_addrs()[0];
             let _peer = attach(&edge, &key, version, download_or_echo_server());
@@ -173,7 +173,7 @@ fn browsers_that_never_read_do_not_hold_up_their_tunnel() {
 
 #[test]
 fn a_channel_ends_within_its_idle_timeout_even_while_a_write_to_its_browser_hangs() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (edge, key) = edge(io, 1, |c| {
             c.timeouts.write = Duration::from_secs(60);
             c.mux.channel_idle_timeout = Some(Duration::from_secs(1));

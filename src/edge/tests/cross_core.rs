@@ -11,7 +11,7 @@ use sluice_edge::metrics::TunnelEnd;
 use sluice_proto::crypto::CipherKind;
 use sluice_proto::version::ProtocolVersion;
 use support::peer::Creds;
-use support::{DRIVERS, echo_round_trip, echo_server, edge, wait_for};
+use support::{drivers, echo_round_trip, echo_server, edge, wait_for};
 
 const HOST: &str = "home.example.test";
 
@@ -32,7 +32,7 @@ fn tunnel_worker(edge: &EdgeHandle) -> Option<usize> {
 
 #[test]
 fn browsers_on_the_other_core_are_handed_over() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (edge, key) = edge(io, 2, |_| {});
         let addr = edge.listen_addrs()[0];
         let _peer = support::attach(

@@ -52,9 +52,15 @@ fn the_admin_endpoint_serves_metrics_and_health() {
     assert!(http_get(admin, "/healthz").ends_with("\r\n\r\nok\n"));
     let metrics = http_get(admin, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
+    // The driver the worker reports, io_uring or (where it is unavailable) epoll.
+    let driver = format!(
+        "sluice_io_driver{{worker=\"0\",driver=\"{}\"}} 1",
+        edge.drivers()[0].name()
+    );
     for needle in [
         "# TYPE sluice_tunnels gauge",
-        "sluice_io_driver{worker=\"0\",driver=\"io_uring\"} 1",
+        driver.as_str(),
+        "# TYPE sluice_tunnel_buffers_shed_total counter",
         "sluice_refusals_total{worker=\"",
         "reason=\"unknown_host\"} 1",
         "sluice_handshake_failures_total",
@@ -400,4 +406,23 @@ fn the_handle_reports_route_changes_and_ends_a_tunnel_on_any_worker() {
             .total(|w| w.tunnel_ends(sluice_edge::metrics::TunnelEnd::Ended)),
         1
     );
+}
+
+#[test]
+fn start_refuses_zero_workers_with_a_config_error() {
+    // Before: `workers = 0` reached the worker table and panicked inside start().
+    let key = sluice_proto::token::FernetKey::from_bytes(&[7; 32]);
+    let mut config = sluice_edge::EdgeConfig::for_keys(vec![key]);
+    config.workers = 0;
+    match sluice_edge::start(config) {
+        Err(sluice_edge::StartError::Config(e)) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("`workers`") && msg.contains("at least 1"),
+                "{msg}"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("an edge with zero workers started"),
+    }
 }

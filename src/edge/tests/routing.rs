@@ -11,12 +11,12 @@ use sluice_proto::crypto::CipherKind;
 use sluice_proto::version::ProtocolVersion;
 use support::peer::Creds;
 use support::{
-    DRIVERS, alert, browser, echo_round_trip, echo_server, edge, hello, read_n, read_to_end,
+    alert, browser, drivers, echo_round_trip, echo_server, edge, hello, read_n, read_to_end,
 };
 
 #[test]
 fn browsers_reach_their_tunnel_under_both_drivers() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (edge, key) = edge(io, 1, |_| {});
         let drivers = edge.drivers().to_vec();
         assert_eq!(

@@ -212,7 +212,7 @@ fn a_frame_over_the_cap_ends_only_that_tunnel() {
 #[test]
 fn a_peer_silent_in_the_middle_of_a_frame_still_times_out() {
     // Half a header leaves the reader waiting for the rest; the idle timer must still run.
-    for io in support::DRIVERS {
+    for io in support::drivers() {
         let (edge, key) = edge(io, 1, |c| c.mux.idle_timeout = Some(Duration::from_secs(1)));
         let addr = edge.listen_addrs()[0];
         let creds = Creds::new(
@@ -244,7 +244,7 @@ fn a_peer_silent_in_the_middle_of_a_frame_still_times_out() {
 #[test]
 fn a_tunnel_killed_mid_transfer_closes_its_browsers_only() {
     let total = 64 * 1024 * 1024;
-    for io in support::DRIVERS {
+    for io in support::drivers() {
         // Protocol 0 cannot be paused: the browser, which reads only the start, may lag by the
         // whole download, and under the default caps a busy machine could see the channel cut
         // for overrun before the kill this test is about.
@@ -603,7 +603,7 @@ fn a_limit_holds_for_the_whole_edge_whatever_its_workers() {
 
 #[test]
 fn an_idle_tunnel_sheds_its_buffers_and_wakes_up_intact() {
-    for io in support::DRIVERS {
+    for io in support::drivers() {
         let (edge, key) = edge(io, 1, |_| {});
         let addr = edge.listen_addrs()[0];
         let _peer = support::attach(
@@ -614,9 +614,20 @@ fn an_idle_tunnel_sheds_its_buffers_and_wakes_up_intact() {
         )
         .unwrap();
         echo_round_trip(addr, HOST).unwrap();
-        // Longer than the edge's quiet second (buffers, writer task) and the multiplexer's
-        // two seconds (key schedule): everything idle is given back, then traffic resumes.
-        std::thread::sleep(Duration::from_millis(2500));
+        let shed = || {
+            edge.metrics().total(|w| {
+                w.tunnel_buffers_shed
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+        };
+        let before = shed();
+        // The edge's quiet second gives the read buffer back (counted); the multiplexer's two
+        // seconds drop its key schedule. Then traffic resumes.
+        assert!(
+            support::wait_for(Duration::from_secs(5), || (shed() > before).then_some(())).is_some(),
+            "{io:?}: a quiet tunnel kept its read buffer"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
         echo_round_trip(addr, HOST).unwrap_or_else(|e| panic!("{io:?}: {e}"));
         let mut b = browser(addr);
         b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();

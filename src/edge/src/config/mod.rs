@@ -2,9 +2,12 @@
 //! socket is bound.
 //!
 //! Precedence, highest first: a flag, the file, the default. The raw layer ([`RawConfig`])
-//! has every field optional and rejects unknown keys; [`RawConfig::resolve`] applies defaults,
-//! reads the Fernet key file and checks every value, producing an [`EdgeConfig`] that cannot
-//! hold an inconsistent state. `max_tunnels`, `max_connections` and `max_pending_handshakes`
+//! has every field optional and rejects unknown keys; [`RawConfig::resolve`] applies the
+//! defaults (one table, [`defaults`]), reads the Fernet key file and checks every value with
+//! [`EdgeConfig::validate`], which [`crate::start`] runs again before binding anything (the
+//! fields are public, so an embedder or a test could have changed them). A file's
+//! `workers = 0` means one per CPU and is resolved here; an [`EdgeConfig`] with zero workers
+//! is invalid. `max_tunnels`, `max_connections` and `max_pending_handshakes`
 //! are limits of the whole edge: the workers count them together (one atomic counter each,
 //! touched once per connection, never per byte), so an edge never admits more, whatever the
 //! number of workers, and never refuses below them because one worker is busier.
@@ -15,12 +18,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sluice_proto::limits::{self, MAX_HELLO_LEN_LIMIT};
+use sluice_proto::limits::MAX_HELLO_LEN_LIMIT;
 use sluice_proto::mux::MuxConfig;
 use sluice_proto::token::FernetKey;
 
+pub mod defaults;
+
 /// Where a newcomer's edge listens when nothing is configured.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_LISTEN: SocketAddr = defaults::LISTEN;
 
 /// Which I/O driver the workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -204,8 +209,10 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
 }
 
-/// A validated edge configuration.
-#[derive(Debug, Clone)]
+/// An edge configuration. [`RawConfig::resolve`] and [`EdgeConfig::for_keys`] build only
+/// valid ones; the fields stay public for tests and embedders to adjust, so [`crate::start`]
+/// checks it again ([`EdgeConfig::validate`]) and refuses an inconsistent one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EdgeConfig {
     /// Browser (and, in single-port mode, tunnel) addresses.
     pub listen: Vec<SocketAddr>,
@@ -215,7 +222,7 @@ pub struct EdgeConfig {
     pub fernet_keys: Vec<FernetKey>,
     /// Where the keys came from (reloaded on SIGHUP), if a file.
     pub fernet_keys_path: Option<PathBuf>,
-    /// Worker threads.
+    /// Worker threads, at least 1 (a file's `workers = 0`, one per CPU, is resolved before).
     pub workers: usize,
     /// Pin workers to CPUs.
     pub pin_workers: bool,
@@ -294,114 +301,78 @@ impl RawConfig {
     }
 
     /// Applies defaults, reads the key file and validates everything.
-    pub fn resolve(self) -> Result<EdgeConfig, ConfigError> {
-        let listen = self.listen.unwrap_or_else(|| vec![default_listen()]);
-        if listen.is_empty() {
-            return Err(invalid("listen", "at least one address is needed"));
-        }
-        let peer_listen = self.peer_listen.unwrap_or_default();
-        let mut all: Vec<SocketAddr> = listen.iter().chain(&peer_listen).copied().collect();
-        all.sort();
-        if let Some(w) = all.windows(2).find(|w| w[0] == w[1] && w[0].port() != 0) {
-            return Err(invalid("listen", format!("{} is listed twice", w[0])));
-        }
-        let path = self.fernet_keys.ok_or_else(|| {
+    pub fn resolve(mut self) -> Result<EdgeConfig, ConfigError> {
+        let path = self.fernet_keys.take().ok_or_else(|| {
             invalid(
                 "fernet_keys",
                 "no Fernet key file; give --fernet-keys FILE (make a key with `sluice token new-key`)",
             )
         })?;
         let fernet_keys = read_keys(&path)?;
-        let workers = match self.workers.unwrap_or(0) {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n if n > 1024 => return Err(invalid("workers", "at most 1024")),
+        self.resolve_with(fernet_keys, Some(path))
+    }
+
+    /// The one place defaults are applied: everything but the key file, which the caller read.
+    fn resolve_with(
+        self,
+        fernet_keys: Vec<FernetKey>,
+        fernet_keys_path: Option<PathBuf>,
+    ) -> Result<EdgeConfig, ConfigError> {
+        let workers = match self.workers.unwrap_or(defaults::WORKERS_PER_CPU) {
+            defaults::WORKERS_PER_CPU => {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
             n => n,
         };
-
         let l = self.limits;
-        let positive =
-            |name: &'static str, v: Option<usize>, default: usize| match v.unwrap_or(default) {
-                0 => Err(invalid(name, "must be at least 1")),
-                v => Ok(v),
-            };
-        let limits = Limits {
-            max_tunnels: positive("limits.max_tunnels", l.max_tunnels, 100_000)?,
-            max_connections: positive("limits.max_connections", l.max_connections, 1_000_000)?,
-            max_pending_handshakes: positive(
-                "limits.max_pending_handshakes",
-                l.max_pending_handshakes,
-                10_000,
-            )?,
-            max_hello_len: match l.max_hello_len.unwrap_or(limits::DEFAULT_MAX_HELLO_LEN) {
-                n if (512..=MAX_HELLO_LEN_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        "limits.max_hello_len",
-                        format!("must be between 512 and {MAX_HELLO_LEN_LIMIT}"),
-                    ));
-                }
+        let t = self.timeouts;
+        let base = MuxConfig::server();
+        let config = EdgeConfig {
+            listen: self.listen.unwrap_or_else(|| vec![defaults::LISTEN]),
+            peer_listen: self.peer_listen.unwrap_or_default(),
+            fernet_keys,
+            fernet_keys_path,
+            workers,
+            pin_workers: self.pin_workers.unwrap_or(defaults::PIN_WORKERS),
+            admin: self.admin,
+            trust_proxy_protocol: self
+                .trust_proxy_protocol
+                .unwrap_or(defaults::TRUST_PROXY_PROTOCOL),
+            trim_memory: self.trim_memory.unwrap_or(defaults::TRIM_MEMORY),
+            io: self.io.unwrap_or_default(),
+            limits: Limits {
+                max_tunnels: l.max_tunnels.unwrap_or(defaults::MAX_TUNNELS),
+                max_connections: l.max_connections.unwrap_or(defaults::MAX_CONNECTIONS),
+                max_pending_handshakes: l
+                    .max_pending_handshakes
+                    .unwrap_or(defaults::MAX_PENDING_HANDSHAKES),
+                max_hello_len: l.max_hello_len.unwrap_or(defaults::MAX_HELLO_LEN),
+            },
+            timeouts: Timeouts {
+                hello: t.hello.unwrap_or(defaults::HELLO_TIMEOUT),
+                handshake: t.handshake.unwrap_or(defaults::HANDSHAKE_TIMEOUT),
+                write: t.write.unwrap_or(defaults::WRITE_TIMEOUT),
+                shutdown_grace: t.shutdown_grace.unwrap_or(defaults::SHUTDOWN_GRACE),
+            },
+            mux: MuxConfig {
+                max_frame_size: l.max_frame_size.unwrap_or(base.max_frame_size),
+                max_channels: l.max_channels_per_tunnel.unwrap_or(base.max_channels),
+                incoming_high: l.channel_pause_bytes.unwrap_or(base.incoming_high),
+                incoming_low: l.channel_resume_bytes.unwrap_or(base.incoming_low),
+                channel_incoming_max: l.channel_queue_max.unwrap_or(base.channel_incoming_max),
+                tunnel_incoming_max: l.tunnel_queue_max.unwrap_or(base.tunnel_incoming_max),
+                outgoing_high: l.channel_send_high.unwrap_or(base.outgoing_high),
+                outgoing_low: l.channel_send_low.unwrap_or(base.outgoing_low),
+                idle_timeout: Some(t.tunnel_idle.unwrap_or(defaults::TUNNEL_IDLE_TIMEOUT)),
+                channel_idle_timeout: Some(
+                    t.channel_idle.unwrap_or(defaults::CHANNEL_IDLE_TIMEOUT),
+                ),
+                ..base
             },
         };
-
-        let t = self.timeouts;
-        let duration = |name: &'static str, v: Option<Duration>, default: u64| {
-            let d = v.unwrap_or(Duration::from_secs(default));
-            if d.is_zero() {
-                Err(invalid(name, "must be positive"))
-            } else {
-                Ok(d)
-            }
-        };
-        let timeouts = Timeouts {
-            hello: duration("timeouts.hello", t.hello, 10)?,
-            handshake: duration("timeouts.handshake", t.handshake, 10)?,
-            write: duration("timeouts.write", t.write, 60)?,
-            shutdown_grace: duration("timeouts.shutdown_grace", t.shutdown_grace, 30)?,
-        };
-
-        let base = MuxConfig::server();
-        let mux = MuxConfig {
-            max_frame_size: l.max_frame_size.unwrap_or(base.max_frame_size),
-            max_channels: positive(
-                "limits.max_channels_per_tunnel",
-                l.max_channels_per_tunnel,
-                base.max_channels,
-            )?,
-            incoming_high: l.channel_pause_bytes.unwrap_or(base.incoming_high),
-            incoming_low: l.channel_resume_bytes.unwrap_or(base.incoming_low),
-            channel_incoming_max: l.channel_queue_max.unwrap_or(base.channel_incoming_max),
-            tunnel_incoming_max: l.tunnel_queue_max.unwrap_or(base.tunnel_incoming_max),
-            outgoing_high: l.channel_send_high.unwrap_or(base.outgoing_high),
-            outgoing_low: l.channel_send_low.unwrap_or(base.outgoing_low),
-            idle_timeout: Some(duration("timeouts.tunnel_idle", t.tunnel_idle, 120)?),
-            channel_idle_timeout: Some(duration("timeouts.channel_idle", t.channel_idle, 120)?),
-            ..base
-        };
-        mux.validate().map_err(|e| invalid("limits", e.0))?;
-
-        Ok(EdgeConfig {
-            listen,
-            peer_listen,
-            fernet_keys,
-            fernet_keys_path: Some(path),
-            workers,
-            pin_workers: self.pin_workers.unwrap_or(true),
-            admin: self.admin,
-            trust_proxy_protocol: self.trust_proxy_protocol.unwrap_or(false),
-            trim_memory: self.trim_memory.unwrap_or(true),
-            io: self.io.unwrap_or_default(),
-            limits,
-            timeouts,
-            mux,
-        })
+        config.validate()?;
+        Ok(config)
     }
-}
-
-fn default_listen() -> SocketAddr {
-    // A constant that parses; checked by a test.
-    DEFAULT_LISTEN
-        .parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443)))
 }
 
 /// Reads a Fernet key file: one urlsafe-base64 key per line; blank lines and `#` comments are
@@ -434,36 +405,91 @@ pub fn parse_keys(text: &str) -> Result<Vec<FernetKey>, usize> {
 }
 
 impl EdgeConfig {
-    /// A configuration for tests and embedding: the given keys, loopback port 0, defaults.
+    /// A configuration for tests and embedding: the given keys and the defaults, except the
+    /// settings [`FOR_KEYS_DIFFERENCES`] names: loopback port 0 (no fixed port to collide on),
+    /// one worker, no pinning (tests share CPUs), and no key file.
     pub fn for_keys(keys: Vec<FernetKey>) -> Self {
-        let base = MuxConfig::server();
-        Self {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            peer_listen: Vec::new(),
-            fernet_keys: keys,
-            fernet_keys_path: None,
-            workers: 1,
-            pin_workers: false,
-            admin: None,
-            trust_proxy_protocol: false,
-            trim_memory: true,
-            io: IoDriver::Auto,
-            limits: Limits {
-                max_tunnels: 100_000,
-                max_connections: 1_000_000,
-                max_pending_handshakes: 10_000,
-                max_hello_len: limits::DEFAULT_MAX_HELLO_LEN,
-            },
-            timeouts: Timeouts {
-                hello: Duration::from_secs(10),
-                handshake: Duration::from_secs(10),
-                write: Duration::from_secs(60),
-                shutdown_grace: Duration::from_secs(30),
-            },
-            mux: base,
+        let raw = RawConfig {
+            listen: Some(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
+            workers: Some(1),
+            pin_workers: Some(false),
+            ..RawConfig::default()
+        };
+        // The defaults validate (a test resolves them), and so do these three changes; the
+        // keys are the only input, and `validate` asks nothing of them.
+        raw.resolve_with(keys, None)
+            .unwrap_or_else(|e| unreachable!("the defaults for tests do not validate: {e}"))
+    }
+
+    /// Checks every value and their consistency, naming the setting as the file does.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(invalid("listen", "at least one address is needed"));
         }
+        let mut all: Vec<SocketAddr> = self
+            .listen
+            .iter()
+            .chain(&self.peer_listen)
+            .copied()
+            .collect();
+        all.sort();
+        if let Some(w) = all.windows(2).find(|w| w[0] == w[1] && w[0].port() != 0) {
+            return Err(invalid("listen", format!("{} is listed twice", w[0])));
+        }
+        match self.workers {
+            0 => {
+                return Err(invalid(
+                    "workers",
+                    "must be at least 1 (a config file's `workers = 0` means one per CPU, \
+                     resolved before the edge starts)",
+                ));
+            }
+            n if n > defaults::MAX_WORKERS => {
+                return Err(invalid(
+                    "workers",
+                    format!("at most {}", defaults::MAX_WORKERS),
+                ));
+            }
+            _ => {}
+        }
+        let positive = |name: &'static str, v: usize| match v {
+            0 => Err(invalid(name, "must be at least 1")),
+            _ => Ok(()),
+        };
+        let l = &self.limits;
+        positive("limits.max_tunnels", l.max_tunnels)?;
+        positive("limits.max_connections", l.max_connections)?;
+        positive("limits.max_pending_handshakes", l.max_pending_handshakes)?;
+        positive("limits.max_channels_per_tunnel", self.mux.max_channels)?;
+        if !(defaults::MIN_HELLO_LEN..=MAX_HELLO_LEN_LIMIT).contains(&l.max_hello_len) {
+            return Err(invalid(
+                "limits.max_hello_len",
+                format!(
+                    "must be between {} and {MAX_HELLO_LEN_LIMIT}",
+                    defaults::MIN_HELLO_LEN
+                ),
+            ));
+        }
+        // Every wait has a bound: the edge's multiplexer timeouts are never off.
+        let duration = |name: &'static str, d: Option<Duration>| match d {
+            Some(d) if !d.is_zero() => Ok(()),
+            _ => Err(invalid(name, "must be positive")),
+        };
+        let t = &self.timeouts;
+        duration("timeouts.hello", Some(t.hello))?;
+        duration("timeouts.handshake", Some(t.handshake))?;
+        duration("timeouts.write", Some(t.write))?;
+        duration("timeouts.shutdown_grace", Some(t.shutdown_grace))?;
+        duration("timeouts.tunnel_idle", self.mux.idle_timeout)?;
+        duration("timeouts.channel_idle", self.mux.channel_idle_timeout)?;
+        self.mux.validate().map_err(|e| invalid("limits", e.0))
     }
 }
+
+/// What [`EdgeConfig::for_keys`] sets differently from [`RawConfig::resolve`] of a file that
+/// names only its key file, by field; everything else is the same (a test holds them to it).
+pub const FOR_KEYS_DIFFERENCES: [&str; 4] =
+    ["listen", "workers", "pin_workers", "fernet_keys_path"];
 
 #[cfg(test)]
 mod tests;

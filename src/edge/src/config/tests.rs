@@ -28,10 +28,7 @@ fn defaults_serve_a_newcomer_on_loopback() {
         ..Default::default()
     };
     let c = raw.resolve().unwrap();
-    assert_eq!(
-        c.listen,
-        vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]
-    );
+    assert_eq!(c.listen, vec![DEFAULT_LISTEN]);
     assert!(c.peer_listen.is_empty());
     assert_eq!(c.fernet_keys.len(), 1);
     assert!(c.workers >= 1);
@@ -163,4 +160,74 @@ fn the_shipped_example_config_parses_and_validates() {
             defaults.io
         )
     );
+}
+
+#[test]
+fn for_keys_is_the_resolved_defaults_but_for_the_named_differences() {
+    let dir = tmp();
+    let resolved = RawConfig {
+        fernet_keys: Some(keyfile(&dir)),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let for_keys = EdgeConfig::for_keys(resolved.fernet_keys.clone());
+    // Each named difference is a real one: the test defaults are not the file's defaults.
+    assert_eq!(FOR_KEYS_DIFFERENCES.len(), 4);
+    assert_ne!(for_keys.listen, resolved.listen);
+    assert_eq!(for_keys.listen, vec![SocketAddr::from(([127, 0, 0, 1], 0))]);
+    assert_eq!(for_keys.workers, 1);
+    assert!(resolved.pin_workers && !for_keys.pin_workers);
+    assert!(resolved.fernet_keys_path.is_some() && for_keys.fernet_keys_path.is_none());
+    // Everything else agrees, field by field (the struct's own equality, with the named
+    // fields copied over).
+    let aligned = EdgeConfig {
+        listen: resolved.listen.clone(),
+        workers: resolved.workers,
+        pin_workers: resolved.pin_workers,
+        fernet_keys_path: resolved.fernet_keys_path.clone(),
+        ..for_keys
+    };
+    assert_eq!(aligned, resolved);
+}
+
+#[test]
+fn zero_workers_in_a_file_means_one_per_cpu_but_a_config_with_zero_is_invalid() {
+    let dir = tmp();
+    let c = RawConfig {
+        fernet_keys: Some(keyfile(&dir)),
+        workers: Some(0),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.workers, cpus);
+    let zero = EdgeConfig { workers: 0, ..c };
+    let err = zero.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("`workers`") && err.contains("at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_refuses_what_resolve_would_refuse() {
+    let base = EdgeConfig::for_keys(Vec::new());
+    base.validate().unwrap();
+    type Spoil = fn(&mut EdgeConfig);
+    let cases: [(&str, Spoil); 6] = [
+        ("listen", |c| c.listen.clear()),
+        ("workers", |c| c.workers = defaults::MAX_WORKERS + 1),
+        ("limits.max_connections", |c| c.limits.max_connections = 0),
+        ("limits.max_hello_len", |c| c.limits.max_hello_len = 10),
+        ("timeouts.write", |c| c.timeouts.write = Duration::ZERO),
+        ("timeouts.tunnel_idle", |c| c.mux.idle_timeout = None),
+    ];
+    for (setting, spoil) in cases {
+        let mut c = base.clone();
+        spoil(&mut c);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(&format!("`{setting}`")), "{setting}: {err}");
+    }
 }

@@ -23,7 +23,7 @@ use sluice_proto::mux::{OpenError, Recv};
 use sluice_proto::sni::AlertDescription;
 
 use super::Worker;
-use super::conn::{Refused, refuse};
+use super::admission::{Refused, refuse};
 use super::tunnel::{ChannelSlot, Tunnel};
 use crate::io;
 use crate::metrics::{ChannelEnd, Refusal, WorkerMetrics};

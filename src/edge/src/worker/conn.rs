@@ -7,19 +7,18 @@
 //! is known by then), so curl and browsers show "unrecognized name" rather than a reset.
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::time::Duration;
 use tracing::{Instrument, debug, debug_span};
 
 use sluice_proto::Hostname;
 use sluice_proto::limits::MAX_PROXY_V2_LEN;
 use sluice_proto::peek::Peek;
 use sluice_proto::preamble::{self, Rules, classify};
-use sluice_proto::sni::{AlertDescription, fatal_alert};
+use sluice_proto::sni::AlertDescription;
 
+use super::admission::{Pending, Refused, refuse};
 use super::{Worker, channel, tunnel};
 use crate::io;
 use crate::listener::ListenerKind;
@@ -33,48 +32,6 @@ const MAX_HOPS: u8 = 2;
 /// tiny records costs more per parse as it grows: bounding the reads bounds the work. A
 /// ClientHello dribbled one byte per segment still fits if it is under 1 KiB.
 const MAX_PREAMBLE_READS: usize = 1024;
-/// How long an alert may take to write before the connection is just closed.
-const ALERT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Counts a connection as pending (in its hello or handshake) while alive.
-/// The edge-wide count is the [`Held`] unit; the worker's own is for its metrics and drain.
-pub(super) struct Pending(Rc<Worker>, #[allow(dead_code)] Held);
-
-impl Pending {
-    fn new(w: &Rc<Worker>, held: Held) -> Self {
-        w.pending.set(w.pending.get() + 1);
-        Self(w.clone(), held)
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.0.pending.set(self.0.pending.get() - 1);
-    }
-}
-
-/// Why a connection is turned away, and what it is told.
-#[derive(Debug)]
-pub(super) struct Refused {
-    pub(super) reason: Refusal,
-    pub(super) alert: Option<(AlertDescription, u16)>,
-}
-
-impl Refused {
-    fn silent(reason: Refusal) -> Self {
-        Self {
-            reason,
-            alert: None,
-        }
-    }
-
-    pub(super) fn tls(reason: Refusal, alert: AlertDescription, record_version: u16) -> Self {
-        Self {
-            reason,
-            alert: Some((alert, record_version)),
-        }
-    }
-}
 
 enum Preamble {
     Browser {
@@ -302,20 +259,4 @@ pub(super) async fn take_handover(w: Rc<Worker>, h: Handover) {
     }
     .instrument(span)
     .await
-}
-
-/// Counts the refusal, sends the alert if there is one, and closes.
-pub(super) async fn refuse(w: &Worker, mut stream: TcpStream, refused: Refused) {
-    debug!(reason = refused.reason.label(), "refused");
-    w.m().refused(refused.reason);
-    if let Some((alert, version)) = refused.alert {
-        let bytes = fatal_alert(alert, version).to_vec();
-        let _ = monoio::time::timeout(ALERT_TIMEOUT, async {
-            let (res, _) = stream.write_all(bytes).await;
-            if res.is_ok() {
-                let _ = stream.shutdown().await;
-            }
-        })
-        .await;
-    }
 }

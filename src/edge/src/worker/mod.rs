@@ -1,6 +1,7 @@
 //! One worker: a thread pinned to a CPU, its own runtime, its own listeners, tunnels, routes
 //! and limits. It talks to other workers only through [`Message`]s.
 
+mod admission;
 mod channel;
 mod conn;
 mod tunnel;

@@ -29,7 +29,7 @@ use sluice_proto::mux::{
 use sluice_proto::peek::Peek;
 use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
 
-use super::conn::Pending;
+use super::admission::Pending;
 use super::{SharedRng, Worker};
 use crate::io;
 use crate::metrics::{ChannelEnd, HandshakeFailure, Metrics, Refusal, TunnelEnd, WorkerMetrics};
@@ -534,6 +534,7 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
                     if shed.is_some_and(|at| Instant::now() >= at) {
                         // A quiet second: give the buffer's memory back.
                         buf = BytesMut::new();
+                        WorkerMetrics::inc(&t.metrics.worker(t.worker).tunnel_buffers_shed);
                     }
                     continue;
                 }

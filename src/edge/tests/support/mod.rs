@@ -17,7 +17,28 @@ use sluice_edge::{EdgeConfig, EdgeHandle, IoDriver};
 use sluice_proto::token::FernetKey;
 
 /// Both drivers, for tests that must pass under each.
-pub const DRIVERS: [IoDriver; 2] = [IoDriver::IoUring, IoDriver::Epoll];
+/// The drivers a test runs under: io_uring and epoll, or epoll alone where io_uring is
+/// unavailable (a container's seccomp profile, an old kernel), which is said once on stderr
+/// instead of failing every io_uring half.
+pub fn drivers() -> Vec<IoDriver> {
+    static URING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let uring = *URING.get_or_init(|| {
+        let mut config = EdgeConfig::for_keys(vec![new_key()]);
+        config.io = IoDriver::IoUring;
+        match sluice_edge::start(config) {
+            Ok(_probe) => true,
+            Err(e) => {
+                eprintln!("io_uring is unavailable ({e}): running the epoll half only");
+                false
+            }
+        }
+    });
+    if uring {
+        vec![IoDriver::IoUring, IoDriver::Epoll]
+    } else {
+        vec![IoDriver::Epoll]
+    }
+}
 
 /// A fresh random Fernet key.
 pub fn new_key() -> FernetKey {
