@@ -153,7 +153,12 @@ struct Counts {
     errors: [u64; 6],
     corrupt: u64,
     reconnects: u64,
+    /// The first few distinct failures, for the report.
+    why: Vec<String>,
 }
+
+/// Distinct failures kept for the report.
+const MAX_REASONS: usize = 8;
 
 const KINDS: [&str; 6] = [
     "bulk",
@@ -209,7 +214,10 @@ async fn exchange(b: &Browsers, host: usize, kind: Kind, bulk_size: u64) -> std:
         close,
     }
     .encode();
-    let mut c = b.open(host, &req).await?;
+    let mut c = b
+        .open(host, &req)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("opening: {e}")))?;
     let good = match kind {
         Kind::Reset => {
             let good = read_checked(&mut c, 64 * 1024, None).await?;
@@ -249,9 +257,24 @@ fn record(
             c.corrupt += 1;
             live.error();
         }
-        _ => {
+        Ok(Err(e)) => {
             c.errors[kind as usize] += 1;
             live.error();
+            let why = format!("{}: {e}", KINDS[kind as usize]);
+            if c.why.len() < MAX_REASONS && !c.why.contains(&why) {
+                c.why.push(why);
+            }
+        }
+        Err(_) => {
+            c.errors[kind as usize] += 1;
+            live.error();
+            let why = format!(
+                "{}: no answer within {EXCHANGE_TIMEOUT:?}",
+                KINDS[kind as usize]
+            );
+            if c.why.len() < MAX_REASONS && !c.why.contains(&why) {
+                c.why.push(why);
+            }
         }
     }
 }
@@ -442,6 +465,9 @@ pub fn run(a: SoakArgs) -> Result<Report> {
         r.figure(&format!("errors.{k}"), counts.errors[i] as f64);
     }
     r.figure("corrupt", counts.corrupt as f64);
+    for why in &counts.why {
+        r.notes.push(format!("failed: {why}"));
+    }
     r.figure("reconnects", counts.reconnects as f64);
     let warmup = dur.as_secs_f64() * a.warmup.clamp(0.0, 0.9);
     let mut trending = 0;
@@ -467,6 +493,24 @@ pub fn run(a: SoakArgs) -> Result<Report> {
         }
     }
     r.figure("trending", trending as f64);
+    // How the edge says its channels and tunnels ended: the first place to look when an
+    // exchange failed.
+    if let Some(samples) = a.admin.and_then(|adm| admin::scrape(adm).ok()) {
+        for (family, prefix) in [
+            ("sluice_channel_ends_total", "edge_channel_ends"),
+            ("sluice_tunnel_ends_total", "edge_tunnel_ends"),
+        ] {
+            let mut by_cause: std::collections::BTreeMap<String, f64> = Default::default();
+            for s in samples.iter().filter(|s| s.name == family) {
+                if let Some(cause) = s.label("cause") {
+                    *by_cause.entry(cause.to_owned()).or_default() += s.value;
+                }
+            }
+            for (cause, n) in by_cause {
+                r.figure(&format!("{prefix}.{cause}"), n);
+            }
+        }
+    }
     Ok(r)
 }
 
