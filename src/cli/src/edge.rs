@@ -115,6 +115,8 @@ impl EdgeArgs {
             admin: self.admin,
             trust_proxy_protocol: self.trust_proxy_protocol.then_some(true),
             trim_memory: self.no_trim_memory.then_some(false),
+            // Listener by listener only in the file (`[[listeners]]`).
+            listeners: None,
             io: self.io,
             limits: RawLimits {
                 max_tunnels: self.max_tunnels,

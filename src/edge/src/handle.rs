@@ -68,8 +68,7 @@ const END_TUNNEL_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     config.validate()?;
     let workers = config.workers;
-    let bound = listener::bind_all(&config.listen, &config.peer_listen, workers)
-        .map_err(StartError::Bind)?;
+    let bound = listener::bind_all(&config.listener_specs(), workers).map_err(StartError::Bind)?;
     let metrics = Arc::new(Metrics::new(workers));
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| unbounded_channel()).unzip();
     let admin = match config.admin {
@@ -83,9 +82,10 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let mut listen = Vec::new();
     let mut peer_listen = Vec::new();
     for b in bound {
-        match b.kind {
-            ListenerKind::Peer => peer_listen.push(b.addr),
-            ListenerKind::Public { .. } => listen.push(b.addr),
+        if b.kind.browsers {
+            listen.push(b.addr);
+        } else {
+            peer_listen.push(b.addr);
         }
         for (i, l) in b.per_worker.into_iter().enumerate() {
             per_worker[i].push((b.kind, l));

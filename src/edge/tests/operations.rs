@@ -426,3 +426,65 @@ fn start_refuses_zero_workers_with_a_config_error() {
         Ok(_) => panic!("an edge with zero workers started"),
     }
 }
+
+#[test]
+fn each_listener_has_its_own_role_and_proxy_trust() {
+    use sluice_edge::listener::{ListenerSpec, Role};
+    let (edge, key) = edge(IoDriver::Auto, 2, |c| {
+        c.listeners = vec![
+            // Browsers from a balancer that sends PROXY headers.
+            ListenerSpec {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                role: Role::Browsers,
+                trust_proxy_protocol: true,
+            },
+            // Tunnels straight from connectors.
+            ListenerSpec {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                role: Role::Tunnels,
+                trust_proxy_protocol: false,
+            },
+        ];
+    });
+    let (public, tunnels) = (edge.listen_addrs()[0], edge.peer_addrs()[0]);
+    let creds = Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesCbc);
+    let peer = support::attach(&edge, tunnels, &creds, echo_server()).unwrap();
+    assert!(
+        peer.ended().is_none(),
+        "a tunnel without a header on the tunnel listener"
+    );
+    let hello = hello::client_hello(Some(HOST), 0);
+    let mut header = Vec::new();
+    write_v1(
+        Some(&ProxiedAddrs {
+            source: "203.0.113.7:1234".parse().unwrap(),
+            destination: "192.0.2.1:443".parse().unwrap(),
+        }),
+        &mut header,
+    );
+    let mut b = browser(public);
+    b.write_all(&header).unwrap();
+    b.write_all(&hello).unwrap();
+    assert_eq!(read_n(&mut b, hello.len()).unwrap(), hello);
+    assert_eq!(
+        peer.log.lock().unwrap().callers,
+        vec![Some("203.0.113.7".parse().unwrap())],
+        "the caller is the header's"
+    );
+    // The browser listener still demands its header; the tunnel listener takes no browser.
+    let mut bare = browser(public);
+    bare.write_all(&hello).unwrap();
+    let _ = read_to_end(&mut bare);
+    let mut lost = browser(tunnels);
+    lost.write_all(&hello).unwrap();
+    let _ = read_to_end(&mut lost);
+    assert_eq!(
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::BadProxyHeader)),
+        1
+    );
+    assert_eq!(
+        edge.metrics().total(|w| w.refusals(Refusal::TlsOnPeerPort)),
+        1
+    );
+}

@@ -13,6 +13,7 @@
 //! number of workers, and never refuses below them because one worker is busier.
 //! `max_channels_per_tunnel` and the flow-control caps are per tunnel or per channel.
 
+use crate::listener::{ListenerSpec, Role};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,9 @@ pub struct RawConfig {
     pub admin: Option<SocketAddr>,
     /// Expect a PROXY protocol (v1 or v2) header on every connection, from a trusted balancer.
     pub trust_proxy_protocol: Option<bool>,
+    /// Listeners one by one (`[[listeners]]`: `addr`, `role` = both | browsers | tunnels,
+    /// `trust_proxy_protocol`), instead of `listen`, `peer_listen` and `trust_proxy_protocol`.
+    pub listeners: Option<Vec<ListenerSpec>>,
     /// I/O driver.
     pub io: Option<IoDriver>,
     /// Give memory freed after a burst back to the system (glibc only).
@@ -230,6 +234,9 @@ pub struct EdgeConfig {
     pub admin: Option<SocketAddr>,
     /// Require a PROXY header on every connection.
     pub trust_proxy_protocol: bool,
+    /// Listeners one by one; when not empty, `listen`, `peer_listen` and
+    /// `trust_proxy_protocol` are not used.
+    pub listeners: Vec<ListenerSpec>,
     /// I/O driver.
     pub io: IoDriver,
     /// Give memory freed after a burst back to the system (`memory.rs`).
@@ -273,6 +280,7 @@ impl RawConfig {
             pin_workers: pick!(pin_workers),
             admin: pick!(admin),
             trust_proxy_protocol: pick!(trust_proxy_protocol),
+            listeners: pick!(listeners),
             trim_memory: pick!(trim_memory),
             io: pick!(io),
             limits: RawLimits {
@@ -327,7 +335,19 @@ impl RawConfig {
         let l = self.limits;
         let t = self.timeouts;
         let base = MuxConfig::server();
+        if self.listeners.is_some()
+            && (self.listen.is_some()
+                || self.peer_listen.is_some()
+                || self.trust_proxy_protocol.is_some())
+        {
+            return Err(invalid(
+                "listeners",
+                "[[listeners]] replaces listen, peer_listen and trust_proxy_protocol: use one \
+                 way or the other",
+            ));
+        }
         let config = EdgeConfig {
+            listeners: self.listeners.unwrap_or_default(),
             listen: self.listen.unwrap_or_else(|| vec![defaults::LISTEN]),
             peer_listen: self.peer_listen.unwrap_or_default(),
             fernet_keys,
@@ -405,6 +425,30 @@ pub fn parse_keys(text: &str) -> Result<Vec<FernetKey>, usize> {
 }
 
 impl EdgeConfig {
+    /// The listeners to bind: `listeners` if given, else `listen` (browsers, and tunnels too
+    /// without `peer_listen`) and `peer_listen` (tunnels), all trusting a PROXY header or none
+    /// as `trust_proxy_protocol` says.
+    pub fn listener_specs(&self) -> Vec<ListenerSpec> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        let public_role = if self.peer_listen.is_empty() {
+            Role::Both
+        } else {
+            Role::Browsers
+        };
+        let spec = |addr: &SocketAddr, role| ListenerSpec {
+            addr: *addr,
+            role,
+            trust_proxy_protocol: self.trust_proxy_protocol,
+        };
+        self.listen
+            .iter()
+            .map(|a| spec(a, public_role))
+            .chain(self.peer_listen.iter().map(|a| spec(a, Role::Tunnels)))
+            .collect()
+    }
+
     /// A configuration for tests and embedding: the given keys and the defaults, except the
     /// settings [`FOR_KEYS_DIFFERENCES`] names: loopback port 0 (no fixed port to collide on),
     /// one worker, no pinning (tests share CPUs), and no key file.
@@ -423,18 +467,19 @@ impl EdgeConfig {
 
     /// Checks every value and their consistency, naming the setting as the file does.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.is_empty() {
-            return Err(invalid("listen", "at least one address is needed"));
+        let setting = if self.listeners.is_empty() {
+            "listen"
+        } else {
+            "listeners"
+        };
+        let specs = self.listener_specs();
+        if specs.is_empty() {
+            return Err(invalid(setting, "at least one address is needed"));
         }
-        let mut all: Vec<SocketAddr> = self
-            .listen
-            .iter()
-            .chain(&self.peer_listen)
-            .copied()
-            .collect();
+        let mut all: Vec<SocketAddr> = specs.iter().map(|s| s.addr).collect();
         all.sort();
         if let Some(w) = all.windows(2).find(|w| w[0] == w[1] && w[0].port() != 0) {
-            return Err(invalid("listen", format!("{} is listed twice", w[0])));
+            return Err(invalid(setting, format!("{} is listed twice", w[0])));
         }
         match self.workers {
             0 => {

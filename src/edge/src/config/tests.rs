@@ -231,3 +231,81 @@ fn validate_refuses_what_resolve_would_refuse() {
         assert!(err.contains(&format!("`{setting}`")), "{setting}: {err}");
     }
 }
+
+#[test]
+fn listeners_are_given_one_by_one_with_their_roles_and_trust() {
+    use crate::listener::{ListenerSpec, Role};
+    let dir = tmp();
+    let keys = keyfile(&dir);
+    let raw = RawConfig::from_toml(&format!(
+        r#"
+        fernet_keys = "{}"
+        [[listeners]]
+        addr = "127.0.0.1:8443"
+        role = "browsers"
+        trust_proxy_protocol = true
+        [[listeners]]
+        addr = "127.0.0.1:8444"
+        role = "tunnels"
+        "#,
+        keys.display()
+    ))
+    .unwrap();
+    let c = raw.resolve().unwrap();
+    let specs = c.listener_specs();
+    assert_eq!(
+        specs,
+        vec![
+            ListenerSpec {
+                addr: "127.0.0.1:8443".parse().unwrap(),
+                role: Role::Browsers,
+                trust_proxy_protocol: true,
+            },
+            ListenerSpec {
+                addr: "127.0.0.1:8444".parse().unwrap(),
+                role: Role::Tunnels,
+                trust_proxy_protocol: false,
+            },
+        ]
+    );
+    let k = specs[0].kind();
+    assert!(k.browsers && !k.tunnels && k.trust_proxy);
+    // The old keys still mean what they meant.
+    let old = RawConfig {
+        listen: Some(vec!["127.0.0.1:1".parse().unwrap()]),
+        peer_listen: Some(vec!["127.0.0.1:2".parse().unwrap()]),
+        trust_proxy_protocol: Some(true),
+        fernet_keys: Some(keys.clone()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let roles: Vec<_> = old
+        .listener_specs()
+        .iter()
+        .map(|s| (s.role, s.trust_proxy_protocol))
+        .collect();
+    assert_eq!(roles, [(Role::Browsers, true), (Role::Tunnels, true)]);
+    // Mixing both ways, or a listener twice, is refused with the setting named.
+    let mixed = RawConfig::from_toml(&format!(
+        "fernet_keys = \"{}\"\nlisten = [\"127.0.0.1:1\"]\n[[listeners]]\naddr = \"127.0.0.1:2\"\n",
+        keys.display()
+    ))
+    .unwrap()
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(mixed.contains("listeners"), "{mixed}");
+    let twice = RawConfig::from_toml(&format!(
+        "fernet_keys = \"{}\"\n[[listeners]]\naddr = \"127.0.0.1:2\"\n[[listeners]]\naddr = \"127.0.0.1:2\"\nrole = \"tunnels\"\n",
+        keys.display()
+    ))
+    .unwrap()
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(twice.contains("listed twice"), "{twice}");
+    let bad_role =
+        RawConfig::from_toml("[[listeners]]\naddr = \"127.0.0.1:2\"\nrole = \"everyone\"\n");
+    assert!(bad_role.is_err());
+}

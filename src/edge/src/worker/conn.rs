@@ -100,12 +100,9 @@ async fn read_preamble(
     caller: IpAddr,
 ) -> Result<Preamble, Refused> {
     let rules = Rules {
-        trust_proxy: w.config.trust_proxy_protocol,
-        browsers: kind != ListenerKind::Peer,
-        tunnels: matches!(
-            kind,
-            ListenerKind::Peer | ListenerKind::Public { tunnels: true }
-        ),
+        trust_proxy: kind.trust_proxy,
+        browsers: kind.browsers,
+        tunnels: kind.tunnels,
         max_hello_len: w.config.limits.max_hello_len,
     };
     let mut buf = BytesMut::with_capacity(2048);
