@@ -59,6 +59,7 @@ pub mod real_client;
 pub mod real_server;
 pub mod rundir;
 pub mod tls;
+pub mod tunnel_peer;
 pub mod wait;
 
 pub use credentials::{Credentials, CredentialsBuilder};

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 pub mod hello;
-pub mod peer;
+/// The test tunnel client lives in the fixture kit.
+pub use sluice_testkit::tunnel_peer as peer;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -1,7 +1,8 @@
 //! A tunnel client for tests: the real handshake and multiplexer from `sluice-proto` over a
 //! std socket, forwarding every channel to a local address. It records what the edge told it
 //! (caller addresses) and can be killed mid-transfer. `raw_handshake` gives the bare session
-//! for tests that forge frames.
+//! for tests that forge frames. (It moved here from the edge's tests: the fixture kit is the
+//! one home of test fixtures.)
 
 use bytes::{Bytes, BytesMut};
 use rand::SeedableRng;
@@ -23,11 +24,14 @@ use sluice_proto::version::ProtocolVersion;
 /// What a tunnel client needs: a token and the key material in it.
 #[derive(Clone, Debug)]
 pub struct Creds {
+    /// The token, as sent.
     pub token: String,
+    /// What it grants (the tunnel's key and IV among them).
     pub claims: TokenClaims,
 }
 
 impl Creds {
+    /// Credentials valid for an hour.
     pub fn new(
         key: &FernetKey,
         host: &str,
@@ -45,6 +49,7 @@ impl Creds {
         )
     }
 
+    /// Credentials valid for `valid`.
     pub fn valid_for(
         key: &FernetKey,
         host: &str,
@@ -166,9 +171,11 @@ pub struct PeerLog {
 }
 
 /// A running tunnel client that forwards channels to `target`.
+#[derive(Debug)]
 pub struct TestPeer {
     stop: Arc<AtomicBool>,
     kill: Arc<AtomicBool>,
+    /// What it saw.
     pub log: Arc<Mutex<PeerLog>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -200,6 +207,7 @@ impl TestPeer {
         Ok(Self::run(stream, session, target))
     }
 
+    /// Serves an authenticated tunnel on its own thread.
     pub fn run(stream: TcpStream, session: Session, target: SocketAddr) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let kill = Arc::new(AtomicBool::new(false));
@@ -224,7 +232,16 @@ impl TestPeer {
 
     /// Waits until the tunnel has ended.
     pub fn wait_ended(&self, within: Duration) -> Option<String> {
-        super::wait_for(within, || self.ended())
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(why) = self.ended() {
+                return Some(why);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Drops the tunnel socket abruptly, as a crashed connector would.
