@@ -241,12 +241,13 @@ fn every_scenario_runs_against_an_in_process_edge() {
         "1",
         "--stalled",
         "20",
+        // More than loopback's socket buffers hold, so that the edge holds some of it.
         "--size",
-        "4194304",
+        "33554432",
         "--probe-every",
         "50",
         "--duration",
-        "2",
+        "3",
     ]);
     assert_eq!(fig(&r, "stalled_open"), 20.0, "{r}");
     assert!(fig(&r, "probes") > 5.0, "{r}");
