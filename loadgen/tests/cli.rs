@@ -82,8 +82,9 @@ fn fig(r: &serde_json::Value, k: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {k} in {r}"))
 }
 
-#[test]
-fn every_scenario_runs_against_an_in_process_edge() {
+/// A two-worker edge with an admin address, and a temporary folder holding its key file
+/// (`keys.txt`).
+fn in_process_edge() -> (sluice_edge::EdgeHandle, tempfile::TempDir) {
     let key = FernetKey::generate(&mut StdRng::from_entropy());
     let dir = tempfile::tempdir().expect("temp dir");
     let keys = dir.path().join("keys.txt");
@@ -92,6 +93,13 @@ fn every_scenario_runs_against_an_in_process_edge() {
     config.workers = 2;
     config.admin = Some("127.0.0.1:0".parse().expect("addr"));
     let edge = sluice_edge::start(config).expect("edge starts");
+    (edge, dir)
+}
+
+#[test]
+fn every_scenario_runs_against_an_in_process_edge() {
+    let (edge, dir) = in_process_edge();
+    let keys = dir.path().join("keys.txt");
     let at = edge.listen_addrs()[0];
     let admin = edge.admin_addr().expect("admin");
     let target = at.to_string();
@@ -269,14 +277,8 @@ fn every_scenario_runs_against_an_in_process_edge() {
 /// every exchange must complete intact.
 #[test]
 fn a_two_minute_soak_shows_nothing_growing() {
-    let key = FernetKey::generate(&mut StdRng::from_entropy());
-    let dir = tempfile::tempdir().expect("temp dir");
+    let (edge, dir) = in_process_edge();
     let keys = dir.path().join("keys.txt");
-    std::fs::write(&keys, format!("{}\n", key.to_base64())).expect("key file");
-    let mut config = EdgeConfig::for_keys(vec![key]);
-    config.workers = 2;
-    config.admin = Some("127.0.0.1:0".parse().expect("addr"));
-    let edge = sluice_edge::start(config).expect("edge starts");
     let target = edge.listen_addrs()[0].to_string();
     let admin = edge.admin_addr().expect("admin").to_string();
     let watch = format!("edge={}", std::process::id());
