@@ -257,24 +257,23 @@ fn record(
             c.corrupt += 1;
             live.error();
         }
-        Ok(Err(e)) => {
-            c.errors[kind as usize] += 1;
-            live.error();
-            let why = format!("{}: {e}", KINDS[kind as usize]);
-            if c.why.len() < MAX_REASONS && !c.why.contains(&why) {
-                c.why.push(why);
-            }
-        }
-        Err(_) => {
-            c.errors[kind as usize] += 1;
-            live.error();
-            let why = format!(
-                "{}: no answer within {EXCHANGE_TIMEOUT:?}",
-                KINDS[kind as usize]
-            );
-            if c.why.len() < MAX_REASONS && !c.why.contains(&why) {
-                c.why.push(why);
-            }
+        Ok(Err(e)) => c.failed(kind, &e.to_string(), live),
+        Err(_) => c.failed(
+            kind,
+            &format!("no answer within {EXCHANGE_TIMEOUT:?}"),
+            live,
+        ),
+    }
+}
+
+impl Counts {
+    /// Counts a failed exchange and keeps its reason if it is a new one.
+    fn failed(&mut self, kind: Kind, why: &str, live: &Live) {
+        self.errors[kind as usize] += 1;
+        live.error();
+        let why = format!("{}: {why}", KINDS[kind as usize]);
+        if self.why.len() < MAX_REASONS && !self.why.contains(&why) {
+            self.why.push(why);
         }
     }
 }

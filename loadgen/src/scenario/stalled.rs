@@ -59,25 +59,18 @@ struct Edge {
 
 fn sample_edge(admin: SocketAddr) -> Option<Edge> {
     let samples = admin::scrape(admin).ok()?;
-    let sum = |name: &str, cause: Option<&str>| -> f64 {
-        samples
-            .iter()
-            .filter(|s| s.name == name && cause.is_none_or(|c| s.label("cause") == Some(c)))
-            .map(|s| s.value)
-            .sum()
-    };
-    let max = |name: &str| -> f64 {
-        samples
-            .iter()
-            .filter(|s| s.name == name)
-            .map(|s| s.value)
-            .fold(0.0, f64::max)
-    };
     Some(Edge {
-        queued: sum("sluice_queued_to_browsers_bytes", None),
-        overshoot: max("sluice_pause_overshoot_max_bytes"),
-        overruns: sum("sluice_channel_ends_total", Some("overrun")),
-        channels: sum("sluice_channels", None),
+        queued: admin::sum(&samples, "sluice_queued_to_browsers_bytes", &[]),
+        // A per-worker maximum: the edge's is the largest of them.
+        overshoot: admin::per_worker(&samples, "sluice_pause_overshoot_max_bytes", &[])
+            .into_iter()
+            .fold(0.0, f64::max),
+        overruns: admin::sum(
+            &samples,
+            "sluice_channel_ends_total",
+            &[("cause", "overrun")],
+        ),
+        channels: admin::sum(&samples, "sluice_channels", &[]),
     })
 }
 

@@ -74,21 +74,9 @@ async fn passthrough_reaches_the_home_tls_server_with_the_callers_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_serves_the_certificate_and_forwards_the_callers_address() {
-    init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let http = Origin::start(None).await;
-    let key = key();
-    let edge = edge(&key, None);
+    let (pki, http, edge, _handle, leaf) =
+        terminate_setup_with(ProtocolVersion::V1, CipherKind::AesGcmSiv, true).await;
     let addr = edge.listen_addrs()[0];
-    let creds = mint(&key, ProtocolVersion::V1, CipherKind::AesGcmSiv, HOUR);
-    let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
-        .terminate(leaf.server_config(), http.addr.to_string())
-        .proxy_protocol(true)
-        .build()
-        .unwrap();
-    connected(&handle).await;
-    registered(&edge, 1).await;
 
     // Two requests on one connection, each with a forged X-Forwarded-For.
     let second = format!("https://{HOST}:{}/second", addr.port());
@@ -154,6 +142,23 @@ async fn terminate_setup() -> (
     sluice_edge::EdgeHandle,
     sluice_connector::ConnectorHandle,
 ) {
+    let (pki, http, edge, handle, _) =
+        terminate_setup_with(ProtocolVersion::V2, CipherKind::AesCbc, false).await;
+    (pki, http, edge, handle)
+}
+
+/// The same with the token's version and cipher, and PROXY v2 headers to the home server.
+async fn terminate_setup_with(
+    version: ProtocolVersion,
+    cipher: CipherKind,
+    proxy_protocol: bool,
+) -> (
+    Pki,
+    Origin,
+    sluice_edge::EdgeHandle,
+    sluice_connector::ConnectorHandle,
+    support::Leaf,
+) {
     init_logs();
     let pki = Pki::new();
     let leaf = pki.leaf(HOST);
@@ -161,14 +166,15 @@ async fn terminate_setup() -> (
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
-    let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesCbc, HOUR);
+    let creds = mint(&key, version, cipher, HOUR);
     let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
         .terminate(leaf.server_config(), http.addr.to_string())
+        .proxy_protocol(proxy_protocol)
         .build()
         .unwrap();
     connected(&handle).await;
     registered(&edge, 1).await;
-    (pki, http, edge, handle)
+    (pki, http, edge, handle, leaf)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
