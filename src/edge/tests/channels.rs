@@ -125,7 +125,7 @@ fn tight_caps(c: &mut EdgeConfig) {
     c.mux.channel_incoming_max = 2 * 1024 * 1024;
     c.mux.tunnel_incoming_max = 4 * 1024 * 1024;
     // Protocol 0: a stalled reader holds its tunnel up for this long, then loses its channel.
-    c.mux.unpausable_stall_max = Duration::from_secs(1);
+    c.mux.stall_max = Duration::from_secs(1);
 }
 
 #[test]

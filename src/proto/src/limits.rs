@@ -53,17 +53,18 @@ pub const DEFAULT_MAX_CHANNELS: usize = 1024;
 pub const DEFAULT_INCOMING_HIGH: usize = 512 * 1024;
 /// Default low watermark of a channel's undelivered incoming bytes: at or below it RESUME.
 pub const DEFAULT_INCOMING_LOW: usize = 128 * 1024;
-/// Default per-channel cap on undelivered incoming bytes: above it the channel is closed
-/// (overrun) and the tunnel reads on. It leaves room above [`DEFAULT_INCOMING_HIGH`] for what
-/// is in flight when PAUSE is sent (2-5 MiB measured on loopback). Protocol-0 peers cannot be
-/// paused: past it their tunnel stops reading, for at most [`DEFAULT_UNPAUSABLE_STALL_MAX`].
+/// Default per-channel cap on undelivered incoming bytes: above it the tunnel stops reading
+/// (TCP slows the peer), for at most [`DEFAULT_STALL_MAX`]. It leaves room above
+/// [`DEFAULT_INCOMING_HIGH`] for what is usually in flight when PAUSE is sent (2-5 MiB
+/// measured on loopback; more on a busy host, where the stall absorbs it).
 pub const DEFAULT_CHANNEL_INCOMING_MAX: usize = 8 * 1024 * 1024;
 /// Default cap on undelivered incoming bytes summed over a tunnel's channels: above it the
-/// channel holding the most is closed; above half of it channels are paused early.
+/// tunnel stops reading the same way; above half of it channels are paused early.
 pub const DEFAULT_TUNNEL_INCOMING_MAX: usize = 32 * 1024 * 1024;
-/// Protocol 0 (no PAUSE): how long a tunnel may stop reading for a channel over its cap
-/// before that channel is closed (see [`crate::mux::MuxConfig::unpausable_stall_max`]).
-pub const DEFAULT_UNPAUSABLE_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a tunnel may stop reading for a channel over its cap before the channels that
+/// took nothing (protocol 1+: and those still over a cap) are closed (see
+/// [`crate::mux::MuxConfig::stall_max`]).
+pub const DEFAULT_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 /// Default high watermark of a channel's queued outgoing bytes: above it the local source
 /// (browser or home server socket) is not read.
 pub const DEFAULT_OUTGOING_HIGH: usize = 256 * 1024;

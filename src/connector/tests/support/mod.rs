@@ -257,12 +257,25 @@ pub async fn connected(handle: &ConnectorHandle) {
 }
 
 /// What curl got.
-#[derive(Debug)]
 pub struct Got {
     pub ok: bool,
     pub status: String,
     pub body: Vec<u8>,
     pub stderr: String,
+}
+
+/// A failed download names curl's error and how far it got, not the megabytes it got.
+impl std::fmt::Debug for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = &self.body[..self.body.len().min(200)];
+        f.debug_struct("Got")
+            .field("ok", &self.ok)
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .field("body_head", &String::from_utf8_lossy(head))
+            .field("stderr", &self.stderr)
+            .finish()
+    }
 }
 
 impl Got {

@@ -59,7 +59,7 @@ pub(super) struct Channel {
     pub(super) pause_sent: bool,
     /// Bytes received since PAUSE was sent (what was in flight), while `pause_sent`.
     pub(super) since_pause: usize,
-    /// Protocol 0: whether the sink took bytes during the tunnel's current stall.
+    /// Whether the sink took bytes during the tunnel's current stall.
     pub(super) drained_in_stall: bool,
     /// A Readable event is outstanding (cleared when `recv` answers Empty).
     pub(super) readable_signalled: bool,

@@ -9,9 +9,8 @@ use crate::limits::*;
 /// The defaults bound what one tunnel can make the other end hold: SniTun lets a channel
 /// queue 65 MiB (256 MiB for protocol 0); here a channel holds at most
 /// [`DEFAULT_CHANNEL_INCOMING_MAX`] and a tunnel [`DEFAULT_TUNNEL_INCOMING_MAX`]: past them the
-/// channel whose sink does not keep up is closed, and the tunnel reads on. Protocol 0 has no
-/// PAUSE: there, past a cap the tunnel stops reading (TCP slows the peer) until the channel
-/// drains, and a channel that takes nothing for `unpausable_stall_max` of it is closed.
+/// tunnel stops reading (TCP slows the peer) until the channel drains, and after `stall_max`
+/// a channel that took nothing (in protocol 1+, one still over its cap) is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MuxConfig {
     /// Largest frame payload accepted; larger is a protocol violation that ends the tunnel.
@@ -22,11 +21,11 @@ pub struct MuxConfig {
     pub incoming_high: usize,
     /// ... and at or below which it is sent RESUME.
     pub incoming_low: usize,
-    /// A channel's undelivered incoming bytes above which the channel is closed (overrun).
-    /// Leave room above `incoming_high` for what is in flight when PAUSE is sent.
+    /// A channel's undelivered incoming bytes above which the tunnel stops reading (see
+    /// `stall_max`). Leave room above `incoming_high` for what is in flight when PAUSE is sent.
     pub channel_incoming_max: usize,
-    /// The tunnel's undelivered incoming bytes (all channels) above which the channel holding
-    /// the most is closed; above half of it, channels are paused at `incoming_low`.
+    /// The tunnel's undelivered incoming bytes (all channels) above which the tunnel stops
+    /// reading; above half of it, channels are paused at `incoming_low`.
     pub tunnel_incoming_max: usize,
     /// A channel's queued outgoing bytes at which its local source should stop being read.
     pub outgoing_high: usize,
@@ -40,11 +39,12 @@ pub struct MuxConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a channel may carry no data either way before it is closed.
     pub channel_idle_timeout: Option<Duration>,
-    /// Protocol 0 only (no PAUSE): once the tunnel has stopped reading because a channel (or
-    /// the tunnel) is over its cap, how long a channel that holds bytes may take none of them
-    /// before it is closed. A slow reader that drains keeps its channel and gets every byte;
-    /// one that never reads holds its tunnel's other channels up for at most this long.
-    pub unpausable_stall_max: Duration,
+    /// Once the tunnel has stopped reading because a channel (or the tunnel) is over its cap,
+    /// how long before the channels that took none of their bytes (protocol 1+: and those
+    /// still over a cap) are closed. A protocol-0 slow reader that drains keeps its channel and
+    /// gets every byte; one that never reads holds its tunnel's other channels up for at most
+    /// this long.
+    pub stall_max: Duration,
     /// After this long without a frame either way, the tunnel drops its expanded key schedule
     /// and spare queue capacity (about 1 KiB); the next frame rebuilds them.
     pub compact_after: Option<Duration>,
@@ -69,7 +69,7 @@ impl MuxConfig {
             idle_timeout: Some(Duration::from_secs(120)),
             channel_idle_timeout: Some(Duration::from_secs(120)),
             compact_after: Some(Duration::from_secs(2)),
-            unpausable_stall_max: DEFAULT_UNPAUSABLE_STALL_MAX,
+            stall_max: DEFAULT_STALL_MAX,
         }
     }
 
@@ -111,8 +111,8 @@ impl MuxConfig {
         {
             return fail("idle timeouts must be positive");
         }
-        if self.unpausable_stall_max.is_zero() {
-            return fail("unpausable_stall_max must be positive");
+        if self.stall_max.is_zero() {
+            return fail("stall_max must be positive");
         }
         Ok(())
     }

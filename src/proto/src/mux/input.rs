@@ -64,7 +64,7 @@ impl<R: Random> Multiplexer<R> {
     fn consume(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), MuxError> {
         loop {
             if self.stalled {
-                // Protocol 0 over a cap: the rest waits in `buf` (and the socket).
+                // Over a cap: the rest waits in `buf` (and the socket).
                 return Ok(());
             }
             match self.input {
@@ -358,29 +358,21 @@ impl<R: Random> Multiplexer<R> {
             self.stats.pauses_sent += 1;
             self.control.push_back(Control::Pause(id));
         }
-        if !self.version.has_flow_control() {
-            // No PAUSE in protocol 0: past a cap, stop reading the tunnel and let TCP slow the
-            // peer down; the timers close what is still over a cap after the grace.
-            if !self.stalled && self.over_caps() {
-                self.stalled = true;
-                self.stats.stalls += 1;
-                if self.stall_episode.is_none() {
-                    self.stall_episode = Some(now);
-                    for (_, c) in self.channels.iter_mut() {
-                        c.drained_in_stall = false;
-                    }
+        // Past a cap, stop reading the tunnel and let TCP slow the peer down; the timers close
+        // what is still over a cap and took nothing after the grace. Protocol 0 has no PAUSE.
+        // In protocol 1+ an honest peer still overshoots by whatever was in flight when PAUSE
+        // left, and that is bounded by the socket buffers, which autotune to tens of MiB: a
+        // fixed allowance would cut honest downloads on a busy host. Either way the tunnel holds
+        // at most one frame past the caps, and a peer that ignores PAUSE slows only itself.
+        if !self.stalled && self.over_caps() {
+            self.stalled = true;
+            self.stats.stalls += 1;
+            if self.stall_episode.is_none() {
+                self.stall_episode = Some(now);
+                for (_, c) in self.channels.iter_mut() {
+                    c.drained_in_stall = false;
                 }
             }
-            return;
-        }
-        if self.channels[index].incoming_pending > self.config.channel_incoming_max {
-            self.overrun(index);
-        }
-        while self.incoming_total > self.config.tunnel_incoming_max {
-            let Some(hog) = self.largest_incoming() else {
-                break;
-            };
-            self.overrun(hog);
         }
     }
 
@@ -393,23 +385,36 @@ impl<R: Random> Multiplexer<R> {
             .map(|(i, _)| i)
     }
 
-    /// Protocol 0, `unpausable_stall_max` after the first stall of an episode: closes every
-    /// channel that holds bytes and took none of them since (a sink that does not read at
-    /// all), then reads on. A slow sink that drained something keeps its channel and every
-    /// byte; if it is still over its cap the next frame for it stalls the tunnel again, so the
-    /// tunnel moves at its pace (protocol 0 has no other brake), and what is held never passes
-    /// the caps by more than one frame.
+    /// `stall_max` after the first stall of an episode: closes every channel that holds bytes
+    /// and took none of them since (a sink that does not read at all), then reads on.
+    /// Protocol 0: a slow sink that drained something keeps its channel and every byte; if it
+    /// is still over its cap the next frame for it stalls the tunnel again, so the tunnel moves
+    /// at its pace (protocol 0 has no other brake). Protocol 1+: the peer has been PAUSEd, so
+    /// what is over a cap now is the overshoot of a peer that ignores PAUSE or a sink that
+    /// cannot absorb an honest one within the grace: those channels go too (the largest first
+    /// while the tunnel is over its cap), and the neighbours never wait longer than the grace.
+    /// Either way what is held never passes the caps by more than one frame.
     pub(super) fn end_stall(&mut self) {
+        let flow_control = self.version.has_flow_control();
+        let cap = self.config.channel_incoming_max;
         let dead: Vec<usize> = self
             .channels
             .iter()
             .filter(|(_, c)| {
-                c.phase == Phase::Open && c.incoming_pending > 0 && !c.drained_in_stall
+                c.phase == Phase::Open
+                    && c.incoming_pending > 0
+                    && (!c.drained_in_stall || (flow_control && c.incoming_pending > cap))
             })
             .map(|(i, _)| i)
             .collect();
         for index in dead {
             self.overrun(index);
+        }
+        while flow_control && self.incoming_total > self.config.tunnel_incoming_max {
+            let Some(hog) = self.largest_incoming() else {
+                break;
+            };
+            self.overrun(hog);
         }
         self.stall_episode = None;
         if std::mem::take(&mut self.stalled) {

@@ -23,13 +23,16 @@
 //! - incoming: bytes count from arrival until the shell reports them `consumed` (written to
 //!   the local sink). At `incoming_high` a protocol-1+ peer gets PAUSE, at `incoming_low`
 //!   RESUME; while the tunnel as a whole holds more than half its `tunnel_incoming_max`, a
-//!   channel is paused as soon as it holds more than `incoming_low`. A channel above
-//!   `channel_incoming_max` is closed ([`CloseCause::Overrun`]), and while the tunnel holds
-//!   more than `tunnel_incoming_max` the channel holding the most is closed the same way. A
-//!   protocol-1+ tunnel never stops reading: one sink that does not keep up costs its own
-//!   channel, never its neighbours. Protocol-0 peers cannot be paused: past a cap the tunnel
-//!   stops taking input (TCP slows the peer) until the channel drains ([`Event::InputReady`])
-//!   or `unpausable_stall_max` passes, when the channels still over their caps are closed.
+//!   channel is paused as soon as it holds more than `incoming_low`. Past
+//!   `channel_incoming_max` (a channel) or `tunnel_incoming_max` (the sum) the tunnel stops
+//!   taking input, so TCP slows the peer, until the channel drains ([`Event::InputReady`]) or
+//!   `stall_max` passes. Then every channel that holds bytes and took none of them is closed
+//!   ([`CloseCause::Overrun`]); in protocol 1+ (the peer has been PAUSEd) so is every channel
+//!   still over its cap, the largest first while the tunnel is over its own. Protocol 0 has no
+//!   PAUSE, so there this is the only brake; in protocol 1+ it absorbs what an honest peer
+//!   had in flight when PAUSE left, which socket buffers that autotune to tens of MiB make
+//!   unbounded by any fixed allowance. One sink that does not keep up holds its neighbours
+//!   up for at most `stall_max` and then costs its own channel.
 //! - outgoing: queued DATA counts until it is handed to `poll_transmit`. The shell reads a
 //!   channel's source only while [`Multiplexer::can_send`] says so (below `outgoing_high`,
 //!   down to `outgoing_low` after a block, and never while the peer has it PAUSEd).
@@ -132,10 +135,10 @@ pub struct Multiplexer<R: Random> {
     ready: VecDeque<(usize, u32)>,
     events: VecDeque<Event>,
     incoming_total: usize,
-    /// Protocol 0: input is refused because a channel (or the tunnel) is over its cap.
+    /// Input is refused because a channel (or the tunnel) is over its cap.
     stalled: bool,
-    /// Protocol 0: when the first stall since the last grace check began. At its end plus
-    /// `unpausable_stall_max`, channels that hold bytes and took none since are closed.
+    /// When the first stall since the last grace check began. At its end plus
+    /// `stall_max`, channels that hold bytes and took none since are closed.
     stall_episode: Option<Instant>,
     timers: timers::Timers,
     closed: Option<MuxError>,
@@ -362,7 +365,7 @@ impl<R: Random> Multiplexer<R> {
 
     /// Whether the tunnel takes input. Protocol 1+ always does until it ends (a channel that
     /// does not drain is paused, then closed); a protocol-0 tunnel stops while a channel is over
-    /// its cap, for at most `unpausable_stall_max`, and [`Event::InputReady`] says when it
+    /// its cap, for at most `stall_max`, and [`Event::InputReady`] says when it
     /// takes input again.
     pub fn wants_input(&self) -> bool {
         self.closed.is_none() && !self.stalled

@@ -69,7 +69,7 @@ impl<R: Random> Multiplexer<R> {
             self.config.idle_timeout.map(|d| t.last_rx + d),
             t.next_sweep.filter(|_| !self.channels.is_empty()),
             self.stall_episode
-                .map(|since| since + self.config.unpausable_stall_max),
+                .map(|since| since + self.config.stall_max),
             self.config
                 .compact_after
                 .filter(|_| self.cipher.is_expanded())
@@ -96,7 +96,7 @@ impl<R: Random> Multiplexer<R> {
     fn run_timers(&mut self, now: Instant) -> Result<(), MuxError> {
         if self
             .stall_episode
-            .is_some_and(|since| now >= since + self.config.unpausable_stall_max)
+            .is_some_and(|since| now >= since + self.config.stall_max)
         {
             self.end_stall();
         }

@@ -1,6 +1,8 @@
 //! PAUSE/RESUME, the queue caps and outgoing watermarks: paused readers lose nothing, a
 //! reader past a cap loses only its own channel, and memory stays bounded.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::harness::Pair;
@@ -144,7 +146,7 @@ fn a_protocol_0_reader_that_never_reads_loses_its_channel_after_the_grace() {
         p.server.closed.is_empty(),
         "nothing is cut before the grace"
     );
-    let grace = small_server().unpausable_stall_max;
+    let grace = small_server().stall_max;
     p.advance(grace / 2);
     assert!(!p.server.mux.wants_input(), "still within the grace");
     p.advance(grace);
@@ -172,12 +174,11 @@ fn a_protocol_0_reader_that_never_reads_loses_its_channel_after_the_grace() {
 }
 
 #[test]
-fn past_the_tunnel_cap_the_channel_holding_the_most_is_closed() {
+fn past_the_tunnel_cap_the_tunnel_stalls_and_after_the_grace_readers_that_read_nothing_go() {
     for version in [ProtocolVersion::V0, ProtocolVersion::V2] {
         let mut p = Pair::with_config(CipherKind::AesGcm, version, small_server(), small_client());
         p.server.auto_consume = false;
-        // Five channels, each under its own cap, together over the tunnel's 1 MiB; the first
-        // holds the most when the last one pushes the tunnel over.
+        // Five channels, each under its own cap, together over the tunnel's 1 MiB.
         let pairs: Vec<_> = (0..5).map(|_| p.open()).collect();
         for (i, &(_, c)) in pairs.iter().enumerate() {
             let n = if i == 0 { 240 * 1024 } else { 200 * 1024 };
@@ -187,12 +188,10 @@ fn past_the_tunnel_cap_the_channel_holding_the_most_is_closed() {
                 .unwrap();
             p.drive();
         }
-        if version == ProtocolVersion::V0 {
-            // No PAUSE: the tunnel stops reading first, and cuts after the grace.
-            assert!(!p.server.mux.wants_input());
-            assert!(p.server.closed.is_empty());
-            p.advance(small_server().unpausable_stall_max);
-        }
+        // The tunnel stops reading first (TCP slows the peer), and cuts only after the grace.
+        assert!(!p.server.mux.wants_input(), "v{version}");
+        assert!(p.server.closed.is_empty(), "v{version}");
+        p.advance(small_server().stall_max);
         p.server.process_events(p.now);
         assert!(p.server.mux.incoming_total <= 1024 * 1024);
         let overrun: Vec<_> = p
@@ -202,16 +201,100 @@ fn past_the_tunnel_cap_the_channel_holding_the_most_is_closed() {
             .filter(|(_, c)| *c == CloseCause::Overrun)
             .map(|(h, _)| *h)
             .collect();
-        // Protocol 1+: the largest goes at once. Protocol 0: after the stall, every channel
-        // that held bytes and read none of them during it goes (none of these five reads).
-        let want: Vec<_> = if version == ProtocolVersion::V0 {
-            pairs.iter().map(|&(s, _)| s).collect()
-        } else {
-            vec![pairs[0].0]
-        };
+        // None of the five read during the stall: every one that held bytes goes.
+        let want: Vec<_> = pairs.iter().map(|&(s, _)| s).collect();
         assert_eq!(overrun, want, "v{version}");
         assert!(p.server.mux.wants_input(), "the tunnel reads on");
     }
+}
+
+#[test]
+fn protocol_2_past_the_tunnel_cap_after_the_grace_the_largest_goes_even_if_all_read() {
+    let mut p = Pair::with_config(
+        CipherKind::AesGcm,
+        ProtocolVersion::V2,
+        small_server(),
+        small_client(),
+    );
+    p.server.auto_consume = false;
+    // Five channels, each under its own cap, together over the tunnel's 1 MiB: each queues its
+    // bytes in 1 KiB frames before any PAUSE can reach it.
+    let pairs: Vec<_> = (0..5).map(|_| p.open()).collect();
+    for (i, &(_, c)) in pairs.iter().enumerate() {
+        let kib = if i == 0 { 240 } else { 200 };
+        for _ in 0..kib {
+            p.client
+                .mux
+                .send(c, Bytes::from(vec![i as u8; 1024]), p.now)
+                .unwrap();
+        }
+        p.drive();
+    }
+    assert!(!p.server.mux.wants_input());
+    // Every sink takes a frame, not enough to bring the tunnel under its cap for long.
+    for &(s, _) in &pairs {
+        p.server.drain_up_to(s, 1024);
+    }
+    p.server.process_events(p.now);
+    p.advance(small_server().stall_max);
+    p.server.process_events(p.now);
+    let overrun: Vec<_> = p
+        .server
+        .closed
+        .iter()
+        .filter(|(_, c)| *c == CloseCause::Overrun)
+        .map(|(h, _)| *h)
+        .collect();
+    // The peer was PAUSEd: after the grace the channel holding the most goes, and only it.
+    assert_eq!(overrun, vec![pairs[0].0]);
+    assert!(p.server.mux.incoming_total <= 1024 * 1024);
+    assert!(p.server.mux.wants_input(), "the tunnel reads on");
+}
+
+/// The defect CI caught: on a busy host an honest protocol-2 peer's bytes in flight when PAUSE
+/// left (socket buffers autotune to tens of MiB) outran the channel's cap, and the channel was
+/// cut mid-download. Past the cap the tunnel now stops reading instead, and the download
+/// arrives whole at the sink's pace.
+#[test]
+fn an_honest_protocol_2_overshoot_past_the_cap_loses_nothing() {
+    let mut p = Pair::with_config(
+        CipherKind::AesGcm,
+        ProtocolVersion::V2,
+        small_server(),
+        small_client(),
+    );
+    let (s, c) = p.open();
+    p.server.auto_consume = false;
+    // 600 KiB queued before any PAUSE can reach the peer: over the 256 KiB channel cap.
+    let data: Vec<u8> = (0..600 * 1024u32).map(|i| (i % 251) as u8).collect();
+    for chunk in data.chunks(16 * 1024) {
+        p.client
+            .mux
+            .send(c, Bytes::copy_from_slice(chunk), p.now)
+            .unwrap();
+    }
+    p.drive();
+    assert!(
+        !p.server.mux.wants_input(),
+        "stalled past the channel's cap"
+    );
+    assert!(p.server.mux.stats().pauses_sent >= 1);
+    // The sink reads 32 KiB a step, well within the grace.
+    for _ in 0..100 {
+        if p.server.drain_up_to(s, 32 * 1024) == 0 && p.server.mux.wants_input() {
+            p.drive();
+            if p.server.drain_up_to(s, 32 * 1024) == 0 {
+                break;
+            }
+        }
+        p.server.process_events(p.now);
+        p.drive();
+        p.advance(Duration::from_millis(10));
+    }
+    assert!(p.server.closed.is_empty(), "{:?}", p.server.closed);
+    assert_eq!(p.server.received[&s].len(), data.len());
+    assert!(p.server.received[&s] == data);
+    assert_eq!(p.server.mux.stats().channels_overrun, 0);
 }
 
 #[test]
@@ -245,7 +328,7 @@ fn after_a_protocol_0_stall_a_slow_reader_keeps_its_channel_and_dead_ones_lose_t
     // the tunnel again, within the same episode.
     p.server.drain_up_to(slow_s, 1024);
     p.server.process_events(p.now);
-    p.advance(small_server().unpausable_stall_max);
+    p.advance(small_server().stall_max);
     let mut overrun: Vec<_> = p
         .server
         .closed

@@ -67,7 +67,7 @@ fn run(seed: u64) -> (u64, u64) {
         max_channels: 16,
         // Time moves in the workload (a protocol-0 stall's grace passes), and only the caps
         // may close a channel.
-        unpausable_stall_max: Duration::from_millis(100),
+        stall_max: Duration::from_millis(100),
         channel_idle_timeout: None,
         idle_timeout: None,
         ..base
