@@ -173,63 +173,58 @@ fn a_protocol_0_reader_that_never_reads_loses_its_channel_after_the_grace() {
     assert_eq!(p.server.received[&s2], b"still here");
 }
 
+/// Five channels, each under its own 256 KiB cap, together over the tunnel's 1 MiB (the first
+/// holds the most): each queues its bytes in `frame`-sized DATA before any PAUSE can reach it.
+fn five_channels_over_the_tunnel_cap(
+    version: ProtocolVersion,
+    frame: usize,
+) -> (Pair, Vec<(ChannelHandle, ChannelHandle)>) {
+    let mut p = Pair::with_config(CipherKind::AesGcm, version, small_server(), small_client());
+    p.server.auto_consume = false;
+    let pairs: Vec<_> = (0..5).map(|_| p.open()).collect();
+    for (i, &(_, c)) in pairs.iter().enumerate() {
+        let n = if i == 0 { 240 * 1024 } else { 200 * 1024 };
+        for _ in 0..n / frame {
+            p.client
+                .mux
+                .send(c, Bytes::from(vec![i as u8; frame]), p.now)
+                .unwrap();
+        }
+        p.drive();
+    }
+    (p, pairs)
+}
+
+/// The server's channels closed for overrun, in order.
+fn overrun(p: &Pair) -> Vec<ChannelHandle> {
+    p.server
+        .closed
+        .iter()
+        .filter(|(_, c)| *c == CloseCause::Overrun)
+        .map(|(h, _)| *h)
+        .collect()
+}
+
 #[test]
 fn past_the_tunnel_cap_the_tunnel_stalls_and_after_the_grace_readers_that_read_nothing_go() {
     for version in [ProtocolVersion::V0, ProtocolVersion::V2] {
-        let mut p = Pair::with_config(CipherKind::AesGcm, version, small_server(), small_client());
-        p.server.auto_consume = false;
-        // Five channels, each under its own cap, together over the tunnel's 1 MiB.
-        let pairs: Vec<_> = (0..5).map(|_| p.open()).collect();
-        for (i, &(_, c)) in pairs.iter().enumerate() {
-            let n = if i == 0 { 240 * 1024 } else { 200 * 1024 };
-            p.client
-                .mux
-                .send(c, Bytes::from(vec![i as u8; n]), p.now)
-                .unwrap();
-            p.drive();
-        }
+        let (mut p, pairs) = five_channels_over_the_tunnel_cap(version, 40 * 1024);
         // The tunnel stops reading first (TCP slows the peer), and cuts only after the grace.
         assert!(!p.server.mux.wants_input(), "v{version}");
         assert!(p.server.closed.is_empty(), "v{version}");
         p.advance(small_server().stall_max);
         p.server.process_events(p.now);
         assert!(p.server.mux.incoming_total <= 1024 * 1024);
-        let overrun: Vec<_> = p
-            .server
-            .closed
-            .iter()
-            .filter(|(_, c)| *c == CloseCause::Overrun)
-            .map(|(h, _)| *h)
-            .collect();
         // None of the five read during the stall: every one that held bytes goes.
         let want: Vec<_> = pairs.iter().map(|&(s, _)| s).collect();
-        assert_eq!(overrun, want, "v{version}");
+        assert_eq!(overrun(&p), want, "v{version}");
         assert!(p.server.mux.wants_input(), "the tunnel reads on");
     }
 }
 
 #[test]
 fn protocol_2_past_the_tunnel_cap_after_the_grace_the_largest_goes_even_if_all_read() {
-    let mut p = Pair::with_config(
-        CipherKind::AesGcm,
-        ProtocolVersion::V2,
-        small_server(),
-        small_client(),
-    );
-    p.server.auto_consume = false;
-    // Five channels, each under its own cap, together over the tunnel's 1 MiB: each queues its
-    // bytes in 1 KiB frames before any PAUSE can reach it.
-    let pairs: Vec<_> = (0..5).map(|_| p.open()).collect();
-    for (i, &(_, c)) in pairs.iter().enumerate() {
-        let kib = if i == 0 { 240 } else { 200 };
-        for _ in 0..kib {
-            p.client
-                .mux
-                .send(c, Bytes::from(vec![i as u8; 1024]), p.now)
-                .unwrap();
-        }
-        p.drive();
-    }
+    let (mut p, pairs) = five_channels_over_the_tunnel_cap(ProtocolVersion::V2, 1024);
     assert!(!p.server.mux.wants_input());
     // Every sink takes a frame, not enough to bring the tunnel under its cap for long.
     for &(s, _) in &pairs {
@@ -238,15 +233,8 @@ fn protocol_2_past_the_tunnel_cap_after_the_grace_the_largest_goes_even_if_all_r
     p.server.process_events(p.now);
     p.advance(small_server().stall_max);
     p.server.process_events(p.now);
-    let overrun: Vec<_> = p
-        .server
-        .closed
-        .iter()
-        .filter(|(_, c)| *c == CloseCause::Overrun)
-        .map(|(h, _)| *h)
-        .collect();
     // The peer was PAUSEd: after the grace the channel holding the most goes, and only it.
-    assert_eq!(overrun, vec![pairs[0].0]);
+    assert_eq!(overrun(&p), vec![pairs[0].0]);
     assert!(p.server.mux.incoming_total <= 1024 * 1024);
     assert!(p.server.mux.wants_input(), "the tunnel reads on");
 }
