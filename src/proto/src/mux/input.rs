@@ -358,8 +358,9 @@ impl<R: Random> Multiplexer<R> {
             self.stats.pauses_sent += 1;
             self.control.push_back(Control::Pause(id));
         }
-        // Past a cap, stop reading the tunnel and let TCP slow the peer down; the timers close
-        // what is still over a cap and took nothing after the grace. Protocol 0 has no PAUSE.
+        // Past a cap, stop reading the tunnel and let TCP slow the peer down; after the grace
+        // the timers close what took nothing (protocol 1+: and what is still over a cap).
+        // Protocol 0 has no PAUSE.
         // In protocol 1+ an honest peer still overshoots by whatever was in flight when PAUSE
         // left, and that is bounded by the socket buffers, which autotune to tens of MiB: a
         // fixed allowance would cut honest downloads on a busy host. Either way the tunnel holds
