@@ -3,17 +3,20 @@
 //! by a built-in origin ([`Responder`]) with no socket behind it, optionally behind a rustls
 //! server session (TLS mode).
 //!
-//! One task per tunnel owns the socket and the multiplexer and never blocks on a channel:
+//! One task per tunnel owns the socket and the multiplexer and never blocks on a channel. It
+//! is the single-loop client shell of [`sluice_proto::mux::shell`] (the test peer in
+//! `sluice-testkit` is the other):
 //!
 //! ```text
-//! loop: events → answers while can_send → poll_transmit → wait(readable | writable | timer)
+//! loop: dispatch → serve_channels (requests in, answers out while can_send)
+//!       → poll_transmit → wait(readable | writable | timer)
 //! ```
 //!
 //! Answers are slices of a static pattern ([`crate::wire::PATTERN`]), handed to the
 //! multiplexer as `Bytes::from_static`, so a download costs the peer one header encryption per
 //! 64 KiB frame and a vectored write; nothing is copied in user space.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rustls::ServerConnection;
@@ -28,7 +31,10 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use sluice_proto::handshake::{ClientHandshake, Session};
-use sluice_proto::mux::{ChannelHandle, Event, Multiplexer, MuxConfig, Recv, Transmit};
+use sluice_proto::mux::shell::{
+    Endpoint, EndpointError, Inbox, Produced, Served, Slots, WriteCursor, dispatch, serve_channels,
+};
+use sluice_proto::mux::{Multiplexer, MuxConfig, Transmit};
 
 use crate::creds::Creds;
 use crate::wire::Responder;
@@ -92,12 +98,28 @@ enum Origin {
 }
 
 struct Chan {
-    handle: ChannelHandle,
     origin: Origin,
-    /// In the `active` list.
-    active: bool,
     /// TLS mode: close_notify queued.
     closing: bool,
+}
+
+impl Endpoint for Chan {
+    fn deliver(&mut self, data: &[u8]) -> Result<usize, EndpointError> {
+        self.input(data).map_err(|()| EndpointError)?;
+        Ok(data.len())
+    }
+
+    fn produce(&mut self) -> Result<Produced, EndpointError> {
+        Ok(match self.next_output() {
+            Some(b) => Produced::Data(b),
+            None if self.done() => Produced::End,
+            None => Produced::Nothing,
+        })
+    }
+
+    fn finish(&mut self) -> bool {
+        true
+    }
 }
 
 impl Chan {
@@ -122,14 +144,6 @@ impl Chan {
                 }
                 Ok(())
             }
-        }
-    }
-
-    /// Whether there is anything to send.
-    fn has_output(&self) -> bool {
-        match &self.origin {
-            Origin::Raw(r) => r.owed() > 0 || r.wants_close(),
-            Origin::Tls(c, r) => c.wants_write() || r.owed() > 0 || r.wants_close(),
         }
     }
 
@@ -185,137 +199,53 @@ pub async fn serve(
         ..MuxConfig::client()
     };
     let mut mux = Multiplexer::new(session, config, StdRng::from_entropy(), Instant::now());
-    let mut inbox = BytesMut::new();
-    let mut chans: Vec<Option<Chan>> = Vec::new();
-    let mut active: Vec<ChannelHandle> = Vec::new();
+    let mut inbox = Inbox::new();
+    let mut chans: Slots<Served<Chan>> = Slots::new();
     let mut tx = Transmit::new();
-    let mut out: Vec<Bytes> = Vec::new();
+    let mut out = WriteCursor::default();
     let far = tokio::time::Instant::now() + Duration::from_secs(365 * 86400);
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
+    let open = |_, _| {
+        let origin = match &tls {
+            None => Origin::Raw(Responder::new(true)),
+            Some(cfg) => Origin::Tls(
+                Box::new(ServerConnection::new(cfg.clone()).ok()?),
+                Responder::new(false),
+            ),
+        };
+        Some(Served::new(Chan {
+            origin,
+            closing: false,
+        }))
+    };
     let why = 'outer: loop {
         if stop.set.get() {
             break "stopped".to_string();
         }
         let now = Instant::now();
-        // Events.
-        while let Some(ev) = mux.poll_event() {
-            match ev {
-                Event::Opened { channel, .. } => {
-                    let origin = match &tls {
-                        None => Origin::Raw(Responder::new(true)),
-                        Some(cfg) => match ServerConnection::new(cfg.clone()) {
-                            Ok(c) => Origin::Tls(Box::new(c), Responder::new(false)),
-                            Err(_) => {
-                                mux.close(channel);
-                                continue;
-                            }
-                        },
-                    };
-                    let i = channel.index();
-                    if chans.len() <= i {
-                        chans.resize_with(i + 1, || None);
-                    }
-                    chans[i] = Some(Chan {
-                        handle: channel,
-                        origin,
-                        active: false,
-                        closing: false,
-                    });
-                }
-                Event::Readable { channel } => loop {
-                    match mux.recv(channel) {
-                        Recv::Data(d) => {
-                            mux.consumed(channel, d.len());
-                            let Some(c) = chan_mut(&mut chans, channel) else {
-                                continue;
-                            };
-                            if c.input(&d).is_err() {
-                                drop_chan(&mut chans, channel);
-                                mux.close(channel);
-                                continue;
-                            }
-                            if !c.active && c.has_output() {
-                                c.active = true;
-                                active.push(channel);
-                            }
-                        }
-                        Recv::Empty => break,
-                        Recv::Closed => {
-                            drop_chan(&mut chans, channel);
-                            break;
-                        }
-                    }
-                },
-                Event::Writable { channel } => {
-                    if let Some(c) = chan_mut(&mut chans, channel)
-                        && !c.active
-                    {
-                        c.active = true;
-                        active.push(channel);
-                    }
-                }
-                Event::Closed { channel, .. } => {
-                    while !matches!(mux.recv(channel), Recv::Closed) {}
-                    drop_chan(&mut chans, channel);
-                }
-                // What a protocol-0 stall left in the buffer goes first.
-                Event::InputReady => {
-                    if let Err(e) = mux.handle_input(&mut inbox, now) {
-                        break 'outer format!("protocol: {e}");
-                    }
-                }
-            }
+        // Requests in, answers out; then whatever that changed (a stall may have ended).
+        if dispatch(&mut mux, &mut chans, open)
+            && let Err(e) = inbox.feed(&mut mux, now)
+        {
+            break format!("protocol: {e}");
         }
-        // Answers, while the multiplexer takes them.
-        let mut i = 0;
-        while i < active.len() {
-            let h = active[i];
-            let Some(c) = chan_mut(&mut chans, h) else {
-                active.swap_remove(i);
-                continue;
-            };
-            let keep;
-            loop {
-                if !mux.can_send(h) {
-                    // A Writable event brings it back.
-                    keep = false;
-                    break;
-                }
-                match c.next_output() {
-                    Some(b) => {
-                        let _ = mux.send(h, b, now);
-                    }
-                    None => {
-                        if c.done() {
-                            drop_chan(&mut chans, h);
-                            mux.close(h);
-                            keep = false;
-                        } else {
-                            keep = c.has_output();
-                        }
-                        break;
-                    }
-                }
+        serve_channels(&mut mux, &mut chans, now);
+        if dispatch(&mut mux, &mut chans, open) {
+            if let Err(e) = inbox.feed(&mut mux, now) {
+                break format!("protocol: {e}");
             }
-            if keep {
-                i += 1;
-            } else {
-                if let Some(c) = chan_mut(&mut chans, h) {
-                    c.active = false;
-                }
-                active.swap_remove(i);
-            }
+            continue;
         }
         // Frames.
         if out.is_empty() && mux.wants_output() {
             if let Err(e) = mux.poll_transmit(&mut tx, WRITE_BATCH, now) {
                 break format!("transmit: {e}");
             }
-            out = tx.take_segments();
-            // Handing frames over may have made room (Writable events): answers first, then
-            // the write.
+            out.extend(tx.take_segments());
+            // Handing frames over may have made room (can_send): answers first, then the
+            // write.
             if !out.is_empty() {
                 continue;
             }
@@ -328,7 +258,7 @@ pub async fn serve(
             sleep.as_mut().reset(at);
         }
         // Wait.
-        let want_read = mux.wants_input();
+        let want_read = inbox.should_read(&mux);
         let want_write = !out.is_empty();
         let interest = match (want_read, want_write) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
@@ -362,8 +292,8 @@ pub async fn serve(
         if ready.is_readable() || ready.is_read_closed() {
             let mut eof = false;
             for _ in 0..READS_PER_TURN {
-                inbox.reserve(READ_CHUNK);
-                match stream.try_read_buf(&mut inbox) {
+                inbox.buf_mut().reserve(READ_CHUNK);
+                match stream.try_read_buf(inbox.buf_mut()) {
                     Ok(0) => {
                         eof = true;
                         break;
@@ -377,7 +307,7 @@ pub async fn serve(
                     Err(e) => break 'outer format!("tunnel read: {e}"),
                 }
             }
-            if let Err(e) = mux.handle_input(&mut inbox, Instant::now()) {
+            if let Err(e) = inbox.feed(&mut mux, Instant::now()) {
                 break format!("protocol: {e}");
             }
             if eof {
@@ -396,41 +326,18 @@ async fn ready_or_never(s: &TcpStream, interest: Option<Interest>) -> io::Result
     }
 }
 
-/// One vectored write of as many segments as fit.
-fn write_segments(s: &TcpStream, out: &mut Vec<Bytes>) -> io::Result<()> {
+/// Vectored writes until the socket would block or everything is out.
+fn write_segments(s: &TcpStream, out: &mut WriteCursor) -> io::Result<()> {
     while !out.is_empty() {
-        let slices: Vec<IoSlice<'_>> = out.iter().take(64).map(|b| IoSlice::new(b)).collect();
-        let mut n = s.try_write_vectored(&slices)?;
-        let mut done = 0;
-        for b in out.iter_mut() {
-            if n == 0 {
-                break;
-            }
-            let take = n.min(b.len());
-            let _ = b.split_to(take);
-            n -= take;
-            if b.is_empty() {
-                done += 1;
-            }
+        let mut slices = [IoSlice::new(&[]); 64];
+        let k = out.slices(&mut slices);
+        let n = s.try_write_vectored(&slices[..k])?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
-        out.drain(..done);
+        out.advance(n);
     }
     Ok(())
-}
-
-fn chan_mut(chans: &mut [Option<Chan>], h: ChannelHandle) -> Option<&mut Chan> {
-    chans
-        .get_mut(h.index())
-        .and_then(Option::as_mut)
-        .filter(|c| c.handle == h)
-}
-
-fn drop_chan(chans: &mut [Option<Chan>], h: ChannelHandle) {
-    if let Some(slot) = chans.get_mut(h.index())
-        && slot.as_ref().is_some_and(|c| c.handle == h)
-    {
-        *slot = None;
-    }
 }
 
 /// A thread's tunnels, for callers that start and stop them.

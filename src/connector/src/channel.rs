@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, info, warn};
 
-use sluice_proto::mux::Recv;
+use sluice_proto::mux::shell::{WriteCursor, recv_batch};
 use sluice_proto::proxy::{Command, ProxiedAddrs, write_v2};
 
 use crate::buffers;
@@ -31,6 +31,10 @@ use crate::tunnel::Tunnel;
 const READ_CHUNK: usize = buffers::SIZE;
 /// Capacity of the in-memory pipe between a channel and its TLS session (terminate mode).
 const PIPE_CAPACITY: usize = 256 * 1024;
+/// Bytes gathered for one vectored write to the endpoint.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Most chunks in one vectored write.
+const MAX_SEGMENTS: usize = 64;
 /// How long closing the endpoint's write side may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -181,37 +185,38 @@ async fn pump_down<W: AsyncWrite + Unpin>(t: &Arc<Tunnel>, slot: &Slot, mut wr: 
         if t.is_ended() {
             return;
         }
-        match t.with_mux(|m| m.recv(h)) {
-            Recv::Data(data) => {
-                let n = data.len();
-                let write = tokio::select! {
-                    r = tokio::time::timeout(write_timeout, wr.write_all(&data)) => r,
-                    _ = slot.abort.wait() => return,
-                };
-                match write {
-                    Ok(Ok(())) => t.with_mux(|m| m.consumed(h, n)),
-                    // An endpoint that fails or stops reading loses its channel, nobody else.
-                    _ => return t.with_mux(|m| m.close(h)),
-                }
+        // Take what is queued, up to a batch, and write it with one vectored write.
+        let batch = t.with_mux(|m| recv_batch(m, h, WRITE_BATCH, MAX_SEGMENTS));
+        if !batch.is_empty() {
+            let mut segments = WriteCursor::new(batch.segments);
+            let write = tokio::select! {
+                r = tokio::time::timeout(write_timeout, crate::io::write_all(&mut wr, &mut segments)) => r,
+                _ = slot.abort.wait() => return,
+            };
+            match write {
+                Ok(Ok(())) => t.with_mux(|m| m.consumed(h, batch.bytes)),
+                // An endpoint that fails or stops reading loses its channel, nobody else.
+                _ => return t.with_mux(|m| m.close(h)),
             }
-            Recv::Empty => {
-                if slot.done.is_set() {
-                    return;
-                }
-                tokio::select! {
-                    _ = slot.readable.notified() => {}
-                    _ = slot.done.wait() => {}
-                }
-            }
-            Recv::Closed => {
-                if slot.abort.is_set() {
-                    // Killed: the endpoint must not take a cut-short request for a whole one.
-                    return;
-                }
-                // Everything the edge sent is written: let the endpoint see a clean end.
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+        }
+        if batch.closed {
+            if slot.abort.is_set() {
+                // Killed: the endpoint must not take a cut-short request for a whole one.
                 return;
             }
+            // Everything the edge sent is written: let the endpoint see a clean end.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+            return;
+        }
+        if batch.bytes > 0 {
+            continue;
+        }
+        if slot.done.is_set() {
+            return;
+        }
+        tokio::select! {
+            _ = slot.readable.notified() => {}
+            _ = slot.done.wait() => {}
         }
     }
 }

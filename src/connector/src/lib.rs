@@ -49,6 +49,7 @@ pub mod credentials;
 mod error;
 pub mod forwarded;
 mod handle;
+mod io;
 mod slot;
 mod state;
 mod supervisor;

@@ -1,21 +1,19 @@
-//! One tunnel: the handshake, then three tasks around one [`Multiplexer`] until it ends.
+//! One tunnel: the handshake, then two tasks around one [`Multiplexer`] until it ends.
 //!
-//! - the reader feeds the edge's bytes to the multiplexer (it never stops for a slow home-side
-//!   sink: the multiplexer closes a channel that falls behind its cap instead);
+//! - the reader feeds the edge's bytes to the multiplexer and runs its timers (the keepalive,
+//!   a PING every 50 s as SniTun's client sends, and the idle timeouts). While a home-side
+//!   sink is over its cap it stops reading, so TCP slows the edge down, until the sink drains
+//!   or the multiplexer's grace closes the channel;
 //! - the writer sends what the multiplexer produces, in vectored batches, each write bounded by
-//!   the write timeout;
-//! - the timer runs the keepalive (a PING every 50 s, as SniTun's client does) and the idle
-//!   timeouts.
+//!   the write timeout.
 //!
 //! Each channel the edge opens gets its own task (started through [`OnChannel`]). The multiplexer lives
-//! behind one mutex that is never held across an await; events it emits are turned into
-//! wakeups of the task concerned.
+//! behind one mutex that is never held across an await; what it emits is turned into wakeups
+//! by the shell contract in [`sluice_proto::mux::shell`].
 
-use bytes::{Buf, Bytes, BytesMut};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use std::collections::HashMap;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,7 +24,8 @@ use tokio::sync::Notify;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use sluice_proto::handshake::ClientHandshake;
-use sluice_proto::mux::{ChannelHandle, CloseCause, Event, Multiplexer, MuxError, Transmit};
+use sluice_proto::mux::shell::{Inbox, Slots, WriteCursor, dispatch, end_all};
+use sluice_proto::mux::{Multiplexer, MuxError, Transmit};
 use sluice_proto::version::ProtocolVersion;
 
 use crate::Error;
@@ -39,8 +38,6 @@ use crate::sync::Latch;
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes gathered for one vectored write to the edge.
 const WRITE_BATCH: usize = 256 * 1024;
-/// Segments per `writev`.
-const MAX_IOV: usize = 64;
 /// How long a graceful close waits for queued frames to leave.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -51,7 +48,7 @@ pub(crate) type OnChannel = fn(Arc<Tunnel>, Arc<Slot>, Option<IpAddr>);
 
 struct Inner {
     mux: Multiplexer<StdRng>,
-    slots: HashMap<usize, Arc<Slot>>,
+    slots: Slots<Arc<Slot>>,
 }
 
 /// A connected tunnel.
@@ -61,9 +58,10 @@ pub(crate) struct Tunnel {
     /// Runs each channel the edge opens (the channel module's `start`).
     on_channel: OnChannel,
     output: Notify,
+    /// A deadline may have moved earlier (the first channel arms the idle sweep).
     timer: Notify,
     idle: Notify,
-    /// A protocol-0 stall ended: the tunnel takes input again.
+    /// A stall ended: the tunnel takes input again.
     input: Notify,
     ended: Latch,
     end_error: Mutex<Option<Error>>,
@@ -136,7 +134,7 @@ pub(crate) async fn connect(
     let tunnel = Arc::new(Tunnel {
         inner: Mutex::new(Inner {
             mux,
-            slots: HashMap::new(),
+            slots: Slots::new(),
         }),
         serve,
         on_channel,
@@ -150,8 +148,7 @@ pub(crate) async fn connect(
     let span = info_span!("tunnel", host = %claims.hostname, edge);
     let (rd, wr) = stream.into_split();
     tokio::spawn(read_loop(tunnel.clone(), rd).instrument(span.clone()));
-    tokio::spawn(write_loop(tunnel.clone(), wr).instrument(span.clone()));
-    tokio::spawn(timer_loop(tunnel.clone()).instrument(span));
+    tokio::spawn(write_loop(tunnel.clone(), wr).instrument(span));
     Ok(tunnel)
 }
 
@@ -171,49 +168,15 @@ impl Tunnel {
         let mut opened = Vec::new();
         let out = {
             let mut inner = self.lock();
+            let inner = &mut *inner;
             let out = f(&mut inner.mux);
-            while let Some(event) = inner.mux.poll_event() {
-                let slot = |h: ChannelHandle| {
-                    inner
-                        .slots
-                        .get(&h.index())
-                        .filter(|s| s.handle == h)
-                        .cloned()
-                };
-                match event {
-                    Event::Opened { channel, caller } => {
-                        let slot = Arc::new(Slot {
-                            handle: channel,
-                            readable: Notify::new(),
-                            writable: Notify::new(),
-                            done: Latch::default(),
-                            abort: Latch::default(),
-                        });
-                        inner.slots.insert(channel.index(), slot.clone());
-                        opened.push((slot, caller));
-                    }
-                    Event::Readable { channel } => {
-                        if let Some(s) = slot(channel) {
-                            s.readable.notify_one();
-                        }
-                    }
-                    Event::Writable { channel } => {
-                        if let Some(s) = slot(channel) {
-                            s.writable.notify_one();
-                        }
-                    }
-                    Event::Closed { channel, cause } => {
-                        debug!(?channel, ?cause, "channel closed by the edge side");
-                        if let Some(s) = slot(channel) {
-                            if cause != CloseCause::PeerClosed {
-                                s.abort.set();
-                            }
-                            s.done.set();
-                            s.readable.notify_one();
-                        }
-                    }
-                    Event::InputReady => self.input.notify_one(),
-                }
+            let input_ready = dispatch(&mut inner.mux, &mut inner.slots, |channel, caller| {
+                let slot = Arc::new(Slot::new(channel));
+                opened.push((slot.clone(), caller));
+                Some(slot)
+            });
+            if input_ready {
+                self.input.notify_one();
             }
             if inner.mux.wants_output() {
                 self.output.notify_one();
@@ -234,13 +197,7 @@ impl Tunnel {
     pub(crate) fn detach(self: &Arc<Self>, slot: &Slot) {
         self.with_mux(|m| m.close(slot.handle));
         let mut inner = self.lock();
-        if inner
-            .slots
-            .get(&slot.handle.index())
-            .is_some_and(|s| s.handle == slot.handle)
-        {
-            inner.slots.remove(&slot.handle.index());
-        }
+        inner.slots.remove(slot.handle);
         if inner.slots.is_empty() {
             self.idle.notify_waiters();
         }
@@ -261,11 +218,7 @@ impl Tunnel {
             e.get_or_insert(why);
         }
         self.ended.set();
-        for s in self.lock().slots.values() {
-            s.done.set();
-            s.readable.notify_one();
-            s.writable.notify_one();
-        }
+        end_all(&self.lock().slots);
         self.idle.notify_waiters();
     }
 
@@ -317,41 +270,66 @@ impl Tunnel {
     }
 }
 
+impl Tunnel {
+    /// Runs the multiplexer's timers if one is due; returns the next deadline.
+    fn run_timers(self: &Arc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        let due = self.lock().mux.poll_timeout().is_some_and(|at| at <= now);
+        if due && let Err(e) = self.with_mux(|m| m.handle_timeout(now)) {
+            debug!(error = %e, "tunnel timer");
+            self.end_with(&e);
+        }
+        self.lock().mux.poll_timeout()
+    }
+}
+
+/// Reads the edge into the multiplexer and runs its timers, until the tunnel ends.
 async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
-    let mut buf = BytesMut::new();
+    let mut inbox = Inbox::new();
     loop {
+        let next = t.run_timers();
         if t.is_ended() {
             return;
         }
-        if !t.lock().mux.wants_input() {
-            // A protocol-0 channel is over its cap: read nothing until it drains or its grace
-            // ends, so that TCP slows the edge down. The stall's deadline is a new timer.
-            t.timer.notify_one();
+        let deadline = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let wants_input = t.lock().mux.wants_input();
+        if !wants_input {
+            // A sink is over its cap: read nothing until it drains or the grace ends (a
+            // timer), so that TCP slows the edge down.
             tokio::select! {
                 _ = t.input.notified() => {}
+                _ = t.timer.notified() => {}
+                _ = deadline => {}
                 _ = t.ended.wait() => return,
-            }
-            // What the stall left in the buffer goes first: the socket may have nothing more.
-            if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
-                return t.end_with(&e);
             }
             continue;
         }
-        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
-            // Return a grown buffer's memory rather than keep it while the tunnel is quiet.
-            buf = BytesMut::new();
+        if !inbox.held() {
+            if inbox.is_empty() && inbox.capacity() > 4 * READ_CHUNK {
+                // Return a grown buffer's memory rather than keep it while the tunnel is quiet.
+                inbox.shed();
+            }
+            inbox.buf_mut().reserve(READ_CHUNK);
+            // Reading is cancel-safe: a timer that fires first loses no bytes.
+            let read = tokio::select! {
+                r = rd.read_buf(inbox.buf_mut()) => r,
+                _ = t.timer.notified() => continue,
+                _ = deadline => continue,
+                _ = t.ended.wait() => return,
+            };
+            match read {
+                Ok(0) => return t.end(Error::Tunnel("the edge closed the connection".into())),
+                Err(e) => return t.end(Error::Tunnel(format!("reading from the edge: {e}"))),
+                Ok(_) => {}
+            }
         }
-        buf.reserve(READ_CHUNK);
-        let read = tokio::select! {
-            r = rd.read_buf(&mut buf) => r,
-            _ = t.ended.wait() => return,
-        };
-        match read {
-            Ok(0) => return t.end(Error::Tunnel("the edge closed the connection".into())),
-            Err(e) => return t.end(Error::Tunnel(format!("reading from the edge: {e}"))),
-            Ok(_) => {}
-        }
-        if let Err(e) = t.with_mux(|m| m.handle_input(&mut buf, Instant::now())) {
+        // What a stall left in the buffer goes first: the socket may have nothing more.
+        if let Err(e) = t.with_mux(|m| inbox.feed(m, Instant::now())) {
             if let Some(fix) = e.suggested_version() {
                 // The handshake passed and the tunnel looks up, but no browser could be
                 // served: one line that says why and what to do.
@@ -386,9 +364,9 @@ async fn write_loop(t: Arc<Tunnel>, mut wr: OwnedWriteHalf) {
         if let Err(e) = t.with_mux(|m| m.poll_transmit(&mut tx, WRITE_BATCH, Instant::now())) {
             return t.end_with(&e);
         }
-        let segments = tx.take_segments();
+        let mut segments = WriteCursor::new(tx.take_segments());
         let written = tokio::select! {
-            r = tokio::time::timeout(write_timeout, write_all_segments(&mut wr, segments)) => r,
+            r = tokio::time::timeout(write_timeout, crate::io::write_all(&mut wr, &mut segments)) => r,
             _ = t.ended.wait() => return,
         };
         match written {
@@ -399,59 +377,6 @@ async fn write_loop(t: Arc<Tunnel>, mut wr: OwnedWriteHalf) {
                     "a write to the edge made no progress for {write_timeout:?}"
                 )));
             }
-        }
-    }
-}
-
-/// Writes every segment, in order, with as few `writev` calls as the socket allows.
-async fn write_all_segments(wr: &mut OwnedWriteHalf, mut segs: Vec<Bytes>) -> io::Result<()> {
-    segs.retain(|b| !b.is_empty());
-    let mut first = 0;
-    while first < segs.len() {
-        let n = {
-            let slices: Vec<IoSlice<'_>> = segs[first..]
-                .iter()
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            wr.write_vectored(&slices).await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let mut n = n;
-        while n > 0 {
-            let len = segs[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                segs[first].advance(n);
-                n = 0;
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn timer_loop(t: Arc<Tunnel>) {
-    loop {
-        let next = t.lock().mux.poll_timeout();
-        let sleep = match next {
-            Some(at) => tokio::time::sleep_until(at.into()),
-            None => tokio::time::sleep(Duration::from_secs(3600)),
-        };
-        tokio::select! {
-            _ = sleep => {}
-            _ = t.timer.notified() => continue,
-            _ = t.ended.wait() => return,
-        }
-        let now = Instant::now();
-        if next.is_some_and(|at| now >= at)
-            && let Err(e) = t.with_mux(|m| m.handle_timeout(now))
-        {
-            debug!(error = %e, "tunnel timer");
-            return t.end_with(&e);
         }
     }
 }

@@ -10,20 +10,21 @@ use monoio::io::{
     AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, Canceller, OwnedReadHalf,
 };
 use monoio::net::TcpStream;
+use sluice_proto::mux::shell::WriteCursor;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
 
 /// Owned segments for one vectored write: the kernel reads them through `iov` while the write
 /// is in flight, and they cannot be freed before it ends because the runtime owns this value.
 pub(crate) struct Segments {
-    bufs: Vec<Bytes>,
+    cursor: WriteCursor,
     iov: Vec<libc::iovec>,
 }
 
 impl Segments {
     pub(crate) fn new(bufs: Vec<Bytes>) -> Self {
         let mut s = Self {
-            bufs,
+            cursor: WriteCursor::new(bufs),
             iov: Vec::new(),
         };
         s.rebuild();
@@ -31,35 +32,27 @@ impl Segments {
     }
 
     fn rebuild(&mut self) {
-        self.bufs.retain(|b| !b.is_empty());
         self.iov.clear();
-        self.iov.extend(self.bufs.iter().map(|b| libc::iovec {
+        self.iov.extend(self.cursor.segments().map(|b| libc::iovec {
             iov_base: b.as_ptr() as *mut libc::c_void,
             iov_len: b.len(),
         }));
     }
 
     /// Drops the first `n` bytes (after a partial write).
-    fn advance(&mut self, mut n: usize) {
-        for b in &mut self.bufs {
-            if n == 0 {
-                break;
-            }
-            let take = n.min(b.len());
-            let _ = b.split_to(take);
-            n -= take;
-        }
+    fn advance(&mut self, n: usize) {
+        self.cursor.advance(n);
         self.rebuild();
     }
 
     fn is_empty(&self) -> bool {
-        self.bufs.is_empty()
+        self.cursor.is_empty()
     }
 }
 
-// SAFETY: `iov` points into `bufs`, whose heap storage does not move while this value is owned
-// by the runtime (`Bytes` data is heap-allocated or static and `bufs` is not mutated during the
-// operation); `read_iovec_len` is exactly the number of entries in `iov`.
+// SAFETY: `iov` points into the cursor's segments, whose heap storage does not move while this
+// value is owned by the runtime (`Bytes` data is heap-allocated or static and the cursor is not
+// mutated during the operation); `read_iovec_len` is exactly the number of entries in `iov`.
 unsafe impl IoVecBuf for Segments {
     fn read_iovec_ptr(&self) -> *const libc::iovec {
         self.iov.as_ptr()

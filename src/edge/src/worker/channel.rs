@@ -19,7 +19,8 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use sluice_proto::mux::{OpenError, Recv};
+use sluice_proto::mux::OpenError;
+use sluice_proto::mux::shell::recv_batch;
 use sluice_proto::sni::AlertDescription;
 
 use super::Worker;
@@ -162,27 +163,11 @@ async fn pump_down(
             return;
         }
         // Take what is queued, up to a batch, and write it with one vectored write.
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        let mut closed = false;
-        t.with_mux(|m| {
-            while bytes < WRITE_BATCH && batch.len() < MAX_SEGMENTS {
-                match m.recv(h) {
-                    Recv::Data(data) => {
-                        bytes += data.len();
-                        batch.push(data);
-                    }
-                    Recv::Empty => break,
-                    Recv::Closed => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        });
+        let batch = t.with_mux(|m| recv_batch(m, h, WRITE_BATCH, MAX_SEGMENTS));
+        let (bytes, closed) = (batch.bytes, batch.closed);
         if !batch.is_empty() {
             let written = monoio::select! {
-                r = monoio::time::timeout(write_timeout, io::write_all_segments(&mut wr, batch)) => r,
+                r = monoio::time::timeout(write_timeout, io::write_all_segments(&mut wr, batch.segments)) => r,
                 _ = t.ended.wait() => return,
                 _ = slot.abort.wait() => return,
             };

@@ -1,12 +1,15 @@
 //! A tunnel: the handshake, then the tasks around one [`Multiplexer`] until it ends.
 //!
 //! - the reader (the tunnel's own task) feeds the socket's bytes to the multiplexer and runs
-//!   its timers (keepalive, idle, token expiry); it never stops for a slow browser: the
-//!   multiplexer closes a channel that falls behind its cap instead;
+//!   its timers (keepalive, idle, token expiry). While a browser is over its cap it stops
+//!   reading, so TCP slows the connector down, until the browser drains or the
+//!   multiplexer's grace closes its channel;
 //! - a writer task, started when there is output and gone after a quiet second, sends what
 //!   the multiplexer produces in vectored batches.
 //!
-//! Browser connections attach to it as channels ([`super::channel`]). When the tunnel ends,
+//! What the multiplexer emits becomes wakeups through the shell contract in
+//! [`sluice_proto::mux::shell`]. Browser connections attach to it as channels
+//! ([`super::channel`]). When the tunnel ends,
 //! for whatever reason, every one of its browsers is closed and its routes are released.
 
 use bytes::BytesMut;
@@ -23,8 +26,9 @@ use sluice_proto::Hostname;
 use sluice_proto::crypto::CipherKind;
 use sluice_proto::handshake::{HandshakeError, ServerChallenge, read_token};
 use sluice_proto::limits::MAX_TOKEN_LEN;
+use sluice_proto::mux::shell::{self, Inbox, Slots, Waiters};
 use sluice_proto::mux::{
-    Blame, ChannelHandle, CloseCause, Event, Multiplexer, MuxError, OpenError, Transmit,
+    Blame, ChannelHandle, CloseCause, Multiplexer, MuxError, OpenError, Transmit,
 };
 use sluice_proto::peek::Peek;
 use sluice_proto::token::{FernetError, TokenError, is_unsigned_token};
@@ -68,17 +72,49 @@ impl ChannelSlot {
     }
 }
 
+impl Waiters for ChannelSlot {
+    fn readable(&self) {
+        self.readable.notify();
+    }
+
+    fn writable(&self) {
+        self.writable.notify();
+    }
+
+    fn closed(&self, cause: CloseCause) {
+        self.ended(match cause {
+            CloseCause::PeerClosed => ChannelEnd::HomeClosed,
+            CloseCause::Idle => ChannelEnd::Idle,
+            CloseCause::Overrun => ChannelEnd::Overrun,
+            CloseCause::DuplicateId => ChannelEnd::DuplicateId,
+        });
+        if cause.discards_undelivered() {
+            // Nothing is left to deliver: a write in progress is cut short.
+            self.abort.set();
+        }
+        self.source_done.set();
+        self.readable.notify();
+    }
+
+    fn tunnel_ended(&self) {
+        self.ended(ChannelEnd::TunnelEnded);
+        self.source_done.set();
+        self.readable.notify();
+        self.writable.notify();
+    }
+}
+
 /// One connected tunnel, owned by the worker that accepted it.
 pub(super) struct Tunnel {
     pub(super) names: Arc<[Hostname]>,
     pub(super) seq: u64,
     mux: RefCell<Multiplexer<SharedRng>>,
-    slots: RefCell<Vec<Option<Rc<ChannelSlot>>>>,
+    slots: RefCell<Slots<Rc<ChannelSlot>>>,
     /// Wakes a running writer task.
     output: Notify,
     /// A deadline may have moved earlier (the first channel arms the idle sweep).
     timer: Notify,
-    /// A protocol-0 stall ended: the tunnel takes input again.
+    /// A stall ended: the tunnel takes input again.
     input: Notify,
     /// The socket's write half while no writer task runs: an idle tunnel has no writer task.
     writer: RefCell<Option<OwnedWriteHalf<TcpStream>>>,
@@ -148,12 +184,7 @@ impl Tunnel {
             abort: Latch::default(),
             end: Cell::new(None),
         });
-        let mut slots = self.slots.borrow_mut();
-        if slots.len() <= handle.index() {
-            slots.resize(handle.index() + 1, None);
-        }
-        slots[handle.index()] = Some(slot.clone());
-        drop(slots);
+        self.slots.borrow_mut().insert(handle, slot.clone());
         self.dispatch();
         // The first channel arms the channel-idle sweep.
         self.timer.notify();
@@ -172,11 +203,7 @@ impl Tunnel {
     /// Forgets a channel's slot; closes the channel if it is still open.
     pub(super) fn detach(self: &Rc<Self>, handle: ChannelHandle) {
         self.mux.borrow_mut().close(handle);
-        if let Some(s) = self.slots.borrow_mut().get_mut(handle.index())
-            && s.as_ref().is_some_and(|s| s.handle == handle)
-        {
-            *s = None;
-        }
+        self.slots.borrow_mut().remove(handle);
         self.dispatch();
     }
 
@@ -193,44 +220,10 @@ impl Tunnel {
     /// Wakes whoever the multiplexer's events concern.
     fn dispatch(self: &Rc<Self>) {
         let mut mux = self.mux.borrow_mut();
-        let slots = self.slots.borrow();
-        let slot = |h: ChannelHandle| {
-            slots
-                .get(h.index())
-                .and_then(Option::as_ref)
-                .filter(|s| s.handle == h)
-        };
-        while let Some(event) = mux.poll_event() {
-            match event {
-                Event::Readable { channel } => {
-                    if let Some(s) = slot(channel) {
-                        s.readable.notify();
-                    }
-                }
-                Event::Writable { channel } => {
-                    if let Some(s) = slot(channel) {
-                        s.writable.notify();
-                    }
-                }
-                Event::Closed { channel, cause } => {
-                    if let Some(s) = slot(channel) {
-                        s.ended(match cause {
-                            CloseCause::PeerClosed => ChannelEnd::HomeClosed,
-                            CloseCause::Idle => ChannelEnd::Idle,
-                            CloseCause::Overrun => ChannelEnd::Overrun,
-                            CloseCause::DuplicateId => ChannelEnd::DuplicateId,
-                        });
-                        if cause != CloseCause::PeerClosed {
-                            // Nothing is left to deliver: a write in progress is cut short.
-                            s.abort.set();
-                        }
-                        s.source_done.set();
-                        s.readable.notify();
-                    }
-                }
-                Event::InputReady => self.input.notify(),
-                Event::Opened { .. } => {}
-            }
+        let mut slots = self.slots.borrow_mut();
+        // A server is never offered channels: nothing to open.
+        if shell::dispatch(&mut mux, &mut slots, |_, _| None) {
+            self.input.notify();
         }
         let output = mux.wants_output();
         let queued = mux.incoming_queued();
@@ -292,12 +285,7 @@ impl Tunnel {
         }
         self.end_cause.set(Some(cause));
         self.ended.set();
-        for s in self.slots.borrow().iter().flatten() {
-            s.ended(ChannelEnd::TunnelEnded);
-            s.source_done.set();
-            s.readable.notify();
-            s.writable.notify();
-        }
+        shell::end_all(&self.slots.borrow());
     }
 
     fn end_with(&self, e: &MuxError) {
@@ -364,7 +352,7 @@ pub(super) async fn accept(
         names,
         seq: w.next_seq(),
         mux: RefCell::new(mux),
-        slots: RefCell::new(Vec::new()),
+        slots: RefCell::new(Slots::new()),
         output: Notify::default(),
         timer: Notify::default(),
         input: Notify::default(),
@@ -476,14 +464,12 @@ fn classify(e: &HandshakeError) -> HandshakeFailure {
 
 /// Reads the socket into the multiplexer and runs its timers, until the tunnel ends.
 async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
-    let mut buf = BytesMut::new();
+    let mut inbox = Inbox::new();
     // After a read that filled the buffer, more is likely waiting: read again at once.
     // Otherwise wait for readability first, so an idle tunnel lends the kernel no buffer.
     let mut hot = false;
     // When the tunnel last went quiet, to give the buffer back after a quiet second.
     let mut quiet_since: Option<Instant> = None;
-    // A protocol-0 stall left complete frames in `buf`.
-    let mut held = false;
     loop {
         let next = t.run_timers();
         if t.ended.is_set() {
@@ -498,8 +484,8 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             }
         };
         if !t.mux.borrow().wants_input() {
-            // A protocol-0 channel is over its cap: read nothing until it drains or its grace
-            // ends (a timer), so that TCP slows the connector down.
+            // A browser (or the tunnel) is over its cap: read nothing until it drains or its
+            // grace ends (a timer), so that TCP slows the connector down.
             monoio::select! {
                 _ = t.input.wait() => {}
                 _ = t.timer.wait() => {}
@@ -508,18 +494,16 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             }
             continue;
         }
-        if held {
+        if inbox.held() {
             // What the stall left in the buffer goes first: the socket may have nothing more.
-            let r = t.mux.borrow_mut().handle_input(&mut buf, Instant::now());
-            t.dispatch();
+            let r = t.with_mux(|m| inbox.feed(m, Instant::now()));
             if let Err(e) = r {
                 return t.end_with(&e);
             }
-            held = !t.mux.borrow().wants_input() && !buf.is_empty();
             continue;
         }
-        if !hot && buf.is_empty() {
-            let shed = match (quiet_since, buf.capacity()) {
+        if !hot && inbox.is_empty() {
+            let shed = match (quiet_since, inbox.capacity()) {
                 (_, 0) => None,
                 (Some(since), _) => Some(since + SHED_AFTER),
                 (None, _) => {
@@ -531,9 +515,8 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
                 r = io::readable(&rd) => r,
                 _ = t.timer.wait() => continue,
                 _ = wake_at(shed) => {
-                    if shed.is_some_and(|at| Instant::now() >= at) {
-                        // A quiet second: give the buffer's memory back.
-                        buf = BytesMut::new();
+                    // A quiet second: give the buffer's memory back.
+                    if shed.is_some_and(|at| Instant::now() >= at) && inbox.shed() {
                         WorkerMetrics::inc(&t.metrics.worker(t.worker).tunnel_buffers_shed);
                     }
                     continue;
@@ -545,6 +528,7 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             }
         }
         quiet_since = None;
+        let mut buf = inbox.take();
         buf.reserve(READ_CHUNK);
         let spare = buf.capacity() - buf.len();
         // A read that waits (mid-frame, or after a full read) must not hold the timers up: a
@@ -559,20 +543,18 @@ async fn read_loop(t: Rc<Tunnel>, mut rd: OwnedReadHalf<TcpStream>) {
             r = io::read_append_until(&mut rd, buf, timer_due) => r,
             _ = t.ended.wait() => return,
         };
-        buf = back;
+        inbox.put(back);
         match res {
             Err(_) if stopped => continue,
             Ok(0) => return t.end(TunnelEnd::PeerClosed),
             Err(_) => return t.end(TunnelEnd::Io),
             Ok(n) => hot = n == spare,
         }
-        let r = t.mux.borrow_mut().handle_input(&mut buf, Instant::now());
-        t.dispatch();
+        let r = t.with_mux(|m| inbox.feed(m, Instant::now()));
         if let Err(e) = r {
             debug!(error = %e, "tunnel input error");
             return t.end_with(&e);
         }
-        held = !t.mux.borrow().wants_input() && !buf.is_empty();
     }
 }
 

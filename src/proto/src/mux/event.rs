@@ -34,7 +34,7 @@ pub enum Event {
         /// Why.
         cause: CloseCause,
     },
-    /// A protocol-0 tunnel that stopped taking input (a channel was over its cap) takes it
+    /// A tunnel that stopped taking input (a channel, or the tunnel, was over its cap) takes it
     /// again: read the socket and call `handle_input`.
     InputReady,
 }
@@ -52,6 +52,14 @@ pub enum CloseCause {
     /// or it held the most when the tunnel's passed `tunnel_incoming_max`. Undelivered bytes
     /// are dropped: the sink should be aborted, not closed cleanly.
     Overrun,
+}
+
+impl CloseCause {
+    /// Whether what was still queued for the channel's sink was dropped with it: the sink
+    /// must then be aborted, not closed cleanly (only a peer's CLOSE delivers everything).
+    pub fn discards_undelivered(self) -> bool {
+        self != CloseCause::PeerClosed
+    }
 }
 
 /// The answer of [`super::Multiplexer::recv`].

@@ -45,6 +45,7 @@ mod error;
 mod event;
 mod input;
 mod output;
+pub mod shell;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -104,7 +105,7 @@ pub struct MuxStats {
     /// The most bytes one channel received after it was sent PAUSE and before RESUME: what
     /// was in flight when the peer heard of the PAUSE. The caps must leave room for it.
     pub pause_overshoot_max: u64,
-    /// Times a protocol-0 tunnel stopped reading because a channel passed its cap.
+    /// Times the tunnel stopped reading because a channel (or the tunnel) passed its cap.
     pub stalls: u64,
 }
 
@@ -363,10 +364,9 @@ impl<R: Random> Multiplexer<R> {
         self.events.pop_front()
     }
 
-    /// Whether the tunnel takes input. Protocol 1+ always does until it ends (a channel that
-    /// does not drain is paused, then closed); a protocol-0 tunnel stops while a channel is over
-    /// its cap, for at most `stall_max`, and [`Event::InputReady`] says when it
-    /// takes input again.
+    /// Whether the tunnel takes input. It stops while a channel (or the tunnel) is over its
+    /// cap, for at most `stall_max`, and [`Event::InputReady`] says when it takes input again
+    /// (see the [module documentation](self) for what happens after the grace).
     pub fn wants_input(&self) -> bool {
         self.closed.is_none() && !self.stalled
     }
@@ -435,7 +435,7 @@ impl<R: Random> Multiplexer<R> {
             })
     }
 
-    /// Ends a protocol-0 stall once nothing is over its cap.
+    /// Ends a stall once nothing is over its cap.
     fn end_stall_if_drained(&mut self) {
         if self.stalled && !self.over_caps() {
             self.stalled = false;

@@ -14,13 +14,13 @@ use crate::mux::{
 use crate::token::TokenClaims;
 use crate::version::ProtocolVersion;
 
-pub(super) type Mux = Multiplexer<StdRng>;
+pub(in crate::mux) type Mux = Multiplexer<StdRng>;
 
 pub(super) const KEY: [u8; 32] = [0x20; 32];
 pub(super) const IV: [u8; 16] = [0x40; 16];
 
 /// Runs a real handshake and returns (server, client) sessions.
-pub(super) fn sessions(cipher: CipherKind, version: ProtocolVersion) -> (Session, Session) {
+pub(in crate::mux) fn sessions(cipher: CipherKind, version: ProtocolVersion) -> (Session, Session) {
     let claims = TokenClaims {
         valid: 4e9,
         hostname: "a.example.test".parse().unwrap(),

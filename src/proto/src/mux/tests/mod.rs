@@ -1,6 +1,6 @@
 mod faults;
 mod flow_control;
-mod harness;
+pub(in crate::mux) mod harness;
 mod lifecycle;
 mod simulation;
 mod timers;
