@@ -16,9 +16,11 @@ pub struct WriteCursor {
 impl WriteCursor {
     /// A cursor at the start of `segments` (empty ones are dropped).
     pub fn new(segments: Vec<Bytes>) -> Self {
-        let mut c = Self::default();
-        c.extend(segments);
-        c
+        // `From<Vec>` keeps the vector's allocation: no copy per write.
+        let mut segments = VecDeque::from(segments);
+        segments.retain(|s| !s.is_empty());
+        let len = segments.iter().map(Bytes::len).sum();
+        Self { segments, len }
     }
 
     /// Appends segments behind what is left.

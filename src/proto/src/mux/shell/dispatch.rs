@@ -25,35 +25,28 @@ pub trait Waiters {
     fn tunnel_ended(&self);
 }
 
-impl<T: Waiters + ?Sized> Waiters for Rc<T> {
-    fn readable(&self) {
-        (**self).readable();
-    }
-    fn writable(&self) {
-        (**self).writable();
-    }
-    fn closed(&self, cause: CloseCause) {
-        (**self).closed(cause);
-    }
-    fn tunnel_ended(&self) {
-        (**self).tunnel_ended();
-    }
+/// Shared slots (`Rc` on a thread-per-core runtime, `Arc` on a work-stealing one) wake what
+/// they point to.
+macro_rules! shared_waiters {
+    ($($ptr:ident),*) => {$(
+        impl<T: Waiters + ?Sized> Waiters for $ptr<T> {
+            fn readable(&self) {
+                (**self).readable();
+            }
+            fn writable(&self) {
+                (**self).writable();
+            }
+            fn closed(&self, cause: CloseCause) {
+                (**self).closed(cause);
+            }
+            fn tunnel_ended(&self) {
+                (**self).tunnel_ended();
+            }
+        }
+    )*};
 }
 
-impl<T: Waiters + ?Sized> Waiters for Arc<T> {
-    fn readable(&self) {
-        (**self).readable();
-    }
-    fn writable(&self) {
-        (**self).writable();
-    }
-    fn closed(&self, cause: CloseCause) {
-        (**self).closed(cause);
-    }
-    fn tunnel_ended(&self) {
-        (**self).tunnel_ended();
-    }
-}
+shared_waiters!(Rc, Arc);
 
 /// Drains the multiplexer's events into wakeups of `slots`. A channel the peer opens (client
 /// side) gets the state `open` makes for it, stored before any later event of the same batch
