@@ -271,15 +271,17 @@ impl Tunnel {
 }
 
 impl Tunnel {
-    /// Runs the multiplexer's timers if one is due; returns the next deadline.
-    fn run_timers(self: &Arc<Self>) -> Option<Instant> {
+    /// Runs the multiplexer's timers if one is due; returns the next deadline and whether the
+    /// tunnel takes input (one lock for both: the reader asks before every read).
+    fn run_timers(self: &Arc<Self>) -> (Option<Instant>, bool) {
         let now = Instant::now();
         let due = self.lock().mux.poll_timeout().is_some_and(|at| at <= now);
         if due && let Err(e) = self.with_mux(|m| m.handle_timeout(now)) {
             debug!(error = %e, "tunnel timer");
             self.end_with(&e);
         }
-        self.lock().mux.poll_timeout()
+        let inner = self.lock();
+        (inner.mux.poll_timeout(), inner.mux.wants_input())
     }
 }
 
@@ -287,7 +289,7 @@ impl Tunnel {
 async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
     let mut inbox = Inbox::new();
     loop {
-        let next = t.run_timers();
+        let (next, wants_input) = t.run_timers();
         if t.is_ended() {
             return;
         }
@@ -297,7 +299,6 @@ async fn read_loop(t: Arc<Tunnel>, mut rd: OwnedReadHalf) {
                 None => std::future::pending().await,
             }
         };
-        let wants_input = t.lock().mux.wants_input();
         if !wants_input {
             // A sink is over its cap: read nothing until it drains or the grace ends (a
             // timer), so that TCP slows the edge down.

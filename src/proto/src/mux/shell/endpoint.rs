@@ -83,20 +83,16 @@ pub fn serve_channels<R: Random, E: Endpoint>(
     now: Instant,
 ) -> bool {
     let mut moved = false;
-    for h in slots.handles() {
-        let Some(s) = slots.get_mut(h) else {
-            continue;
-        };
-        match serve_one(mux, h, s, now, &mut moved) {
-            Ok(true) => {}
-            Ok(false) | Err(EndpointError) => {
-                mux.close(h);
-                // A channel the peer closed is forgotten once drained to `Closed`.
-                while !matches!(mux.recv(h), Recv::Closed) {}
-                slots.remove(h);
-            }
+    // In place: serving a turn allocates nothing.
+    slots.retain(|h, s| match serve_one(mux, h, s, now, &mut moved) {
+        Ok(true) => true,
+        Ok(false) | Err(EndpointError) => {
+            mux.close(h);
+            // A channel the peer closed is forgotten once drained to `Closed`.
+            while !matches!(mux.recv(h), Recv::Closed) {}
+            false
         }
-    }
+    });
     moved
 }
 

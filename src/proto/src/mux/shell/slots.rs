@@ -91,6 +91,21 @@ impl<T> Slots<T> {
         self.entries.iter_mut().flatten().map(|(h, v)| (*h, v))
     }
 
+    /// Keeps the channels for which `keep` answers true; drops the others, in index order.
+    pub fn retain(&mut self, mut keep: impl FnMut(ChannelHandle, &mut T) -> bool) {
+        for entry in &mut self.entries {
+            if let Some((h, v)) = entry
+                && !keep(*h, v)
+            {
+                *entry = None;
+                self.len -= 1;
+            }
+        }
+        while self.entries.last().is_some_and(Option::is_none) {
+            self.entries.pop();
+        }
+    }
+
     /// The handles of every stored channel.
     pub fn handles(&self) -> Vec<ChannelHandle> {
         self.iter().map(|(h, _)| h).collect()

@@ -43,6 +43,18 @@ impl Link {
             now,
         }
     }
+
+    /// Delivers everything the server wants to send to the client.
+    fn server_to_client(&mut self) {
+        let mut bytes = wire(&mut self.server, self.now);
+        self.client.handle_input(&mut bytes, self.now).unwrap();
+    }
+
+    /// Delivers everything the client wants to send to the server.
+    fn client_to_server(&mut self) {
+        let mut bytes = wire(&mut self.client, self.now);
+        self.server.handle_input(&mut bytes, self.now).unwrap();
+    }
 }
 
 /// Everything `from` wants to send, as one byte string.
@@ -108,8 +120,7 @@ fn dispatch_stores_a_new_channel_before_the_events_that_follow_it() {
     l.server
         .send(h, Bytes::from_static(b"hello"), l.now)
         .unwrap();
-    let mut bytes = wire(&mut l.server, l.now);
-    l.client.handle_input(&mut bytes, l.now).unwrap();
+    l.server_to_client();
     let mut slots: Slots<std::rc::Rc<Wakes>> = Slots::new();
     let mut callers = Vec::new();
     dispatch(&mut l.client, &mut slots, |_, caller| {
@@ -128,13 +139,11 @@ fn dispatch_stores_a_new_channel_before_the_events_that_follow_it() {
 fn a_refused_new_channel_is_closed_and_the_peer_hears_of_it() {
     let mut l = Link::new(ProtocolVersion::V2);
     let h = l.server.open_channel(CALLER, l.now).unwrap();
-    let mut bytes = wire(&mut l.server, l.now);
-    l.client.handle_input(&mut bytes, l.now).unwrap();
+    l.server_to_client();
     let mut slots: Slots<Wakes> = Slots::new();
     dispatch(&mut l.client, &mut slots, |_, _| None);
     assert!(slots.is_empty());
-    let mut back = wire(&mut l.client, l.now);
-    l.server.handle_input(&mut back, l.now).unwrap();
+    l.client_to_server();
     let mut server_slots = Slots::new();
     server_slots.insert(h, Wakes::default());
     dispatch(&mut l.server, &mut server_slots, |_, _| None);
@@ -167,8 +176,7 @@ fn end_all_reaches_every_slot() {
 fn recv_batch_stops_at_its_limits_and_reports_the_end_last() {
     let mut l = Link::new(ProtocolVersion::V2);
     let h = l.server.open_channel(CALLER, l.now).unwrap();
-    let mut bytes = wire(&mut l.server, l.now);
-    l.client.handle_input(&mut bytes, l.now).unwrap();
+    l.server_to_client();
     let mut slots: Slots<Wakes> = Slots::new();
     dispatch(&mut l.client, &mut slots, |_, _| Some(Wakes::default()));
     let ch = slots.handles()[0];
@@ -178,8 +186,7 @@ fn recv_batch_stops_at_its_limits_and_reports_the_end_last() {
             .unwrap();
     }
     l.client.close(ch);
-    let mut bytes = wire(&mut l.client, l.now);
-    l.server.handle_input(&mut bytes, l.now).unwrap();
+    l.client_to_server();
     let first = recv_batch(&mut l.server, h, 2500, 8);
     assert_eq!(
         (first.segments.len(), first.bytes, first.closed),
@@ -236,8 +243,7 @@ fn the_write_cursor_resumes_mid_segment_after_partial_writes() {
 fn the_inbox_holds_what_a_stall_left_and_feeds_it_once_the_stall_ends() {
     let mut l = Link::new(ProtocolVersion::V0);
     let h = l.server.open_channel(CALLER, l.now).unwrap();
-    let mut bytes = wire(&mut l.server, l.now);
-    l.client.handle_input(&mut bytes, l.now).unwrap();
+    l.server_to_client();
     let mut client_slots: Slots<Wakes> = Slots::new();
     dispatch(&mut l.client, &mut client_slots, |_, _| {
         Some(Wakes::default())
@@ -335,8 +341,7 @@ fn serve_channels_moves_both_ways_and_one_failing_end_costs_only_its_channel() {
     for h in [good, bad] {
         l.server.send(h, Bytes::from(body.clone()), l.now).unwrap();
     }
-    let mut bytes = wire(&mut l.server, l.now);
-    l.client.handle_input(&mut bytes, l.now).unwrap();
+    l.server_to_client();
     let mut slots: Slots<Served<Echo>> = Slots::new();
     let mut n = 0;
     dispatch(&mut l.client, &mut slots, |_, _| {
@@ -354,8 +359,7 @@ fn serve_channels_moves_both_ways_and_one_failing_end_costs_only_its_channel() {
     for _ in 0..50 {
         serve_channels(&mut l.client, &mut slots, l.now);
         dispatch(&mut l.client, &mut slots, |_, _| None);
-        let mut up = wire(&mut l.client, l.now);
-        l.server.handle_input(&mut up, l.now).unwrap();
+        l.client_to_server();
         dispatch(&mut l.server, &mut server_slots, |_, _| None);
         let b = recv_batch(&mut l.server, good, usize::MAX, 256);
         l.server.consumed(good, b.bytes);
