@@ -4,7 +4,6 @@
 mod support;
 
 use rand::rngs::OsRng;
-use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -15,11 +14,23 @@ use sluice_connector::{AccessList, Connector, CredentialSource, Fingerprints, St
 use sluice_proto::crypto::CipherKind;
 use sluice_proto::token::FernetKey;
 use sluice_proto::version::ProtocolVersion;
-use support::origin::Origin;
+use sluice_testkit::{
+    Leaf, OriginOptions, RunDir, TestCa, TlsOrigin, read_until, sha256_of_pattern,
+};
 use support::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// How long a raw browser waits for what it expects.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A browser that writes raw HTTP over TLS to `HOST` through the edge at `addr`.
+async fn browser(
+    ca: &TestCa,
+    addr: std::net::SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    ca.connect(addr, HOST, WAIT).await.unwrap()
+}
 
 fn key() -> FernetKey {
     FernetKey::generate(&mut OsRng)
@@ -28,9 +39,9 @@ fn key() -> FernetKey {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passthrough_reaches_the_home_tls_server_with_the_callers_address() {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
@@ -43,9 +54,9 @@ async fn passthrough_reaches_the_home_tls_server_with_the_callers_address() {
     connected(&handle).await;
     registered(&edge, 1).await;
 
-    let got = curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
-    assert_eq!(got.text(), "hello from the origin\n");
-    let seen = origin.seen();
+    let got = curl_ok(curl(addr.port(), "/", &pki)).await;
+    assert_eq!(got.body_text(), "hello from the origin\n");
+    let seen = origin.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0].proxy_source.map(|a| a.ip()),
@@ -54,18 +65,9 @@ async fn passthrough_reaches_the_home_tls_server_with_the_callers_address() {
     );
 
     // A large download, read slowly, arrives intact (flow control end to end).
-    let got = curl_ok(
-        addr.port(),
-        "/big/24",
-        &pki.ca_path,
-        &["--limit-rate", "8M"],
-    )
-    .await;
-    assert_eq!(got.body.len(), 24 << 20);
-    assert_eq!(
-        hex::encode(Sha256::digest(&got.body)),
-        pattern_sha256(24 << 20)
-    );
+    let got = curl_ok(curl(addr.port(), "/big/24", &pki).limit_rate("8M")).await;
+    assert_eq!(got.body_len, 24 << 20);
+    assert_eq!(got.body_sha256, sha256_of_pattern(24));
 
     handle.shutdown();
     handle.wait().await.unwrap();
@@ -81,20 +83,16 @@ async fn terminate_serves_the_certificate_and_forwards_the_callers_address() {
     // Two requests on one connection, each with a forged X-Forwarded-For.
     let second = format!("https://{HOST}:{}/second", addr.port());
     let got = curl_ok(
-        addr.port(),
-        "/",
-        &pki.ca_path,
-        &["-H", "X-Forwarded-For: 6.6.6.6", &second],
+        curl(addr.port(), "/", &pki)
+            .arg("-H")
+            .arg("X-Forwarded-For: 6.6.6.6")
+            .also_get(second),
     )
     .await;
-    assert_eq!(got.text().matches("hello from the origin").count(), 2);
-    let seen = http.seen();
+    assert_eq!(got.body_text().matches("hello from the origin").count(), 2);
+    let seen = http.requests();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    assert_eq!(
-        http.connections.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "keep-alive"
-    );
+    assert_eq!(http.connections_accepted(), 1, "keep-alive");
     for s in &seen {
         assert!(
             s.head.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
@@ -119,26 +117,20 @@ async fn terminate_serves_the_certificate_and_forwards_the_callers_address() {
     let chain = peer_certificates(addr, HOST, Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(Fingerprints::of(&chain[0]), Fingerprints::of(&leaf.der));
+    assert_eq!(
+        Fingerprints::of(&chain[0]),
+        Fingerprints::of(&leaf.cert_der())
+    );
 
     // The same large download through rustls in the connector.
-    let got = curl_ok(
-        addr.port(),
-        "/big/24",
-        &pki.ca_path,
-        &["--limit-rate", "8M"],
-    )
-    .await;
-    assert_eq!(
-        hex::encode(Sha256::digest(&got.body)),
-        pattern_sha256(24 << 20)
-    );
+    let got = curl_ok(curl(addr.port(), "/big/24", &pki).limit_rate("8M")).await;
+    assert_eq!(got.body_sha256, sha256_of_pattern(24));
 }
 
 /// A terminate-mode connector with a plain-HTTP home server, on our edge.
 async fn terminate_setup() -> (
-    Pki,
-    Origin,
+    TestCa,
+    TlsOrigin,
     sluice_edge::EdgeHandle,
     sluice_connector::ConnectorHandle,
 ) {
@@ -153,22 +145,22 @@ async fn terminate_setup_with(
     cipher: CipherKind,
     proxy_protocol: bool,
 ) -> (
-    Pki,
-    Origin,
+    TestCa,
+    TlsOrigin,
     sluice_edge::EdgeHandle,
     sluice_connector::ConnectorHandle,
-    support::Leaf,
+    Leaf,
 ) {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let http = Origin::start(None).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let http = home(None);
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
     let creds = mint(&key, version, cipher, HOUR);
     let handle = Connector::builder(addr.to_string(), CredentialSource::Static(Box::new(creds)))
-        .terminate(leaf.server_config(), http.addr.to_string())
+        .terminate(leaf.server_config().unwrap(), http.addr.to_string())
         .proxy_protocol(proxy_protocol)
         .build()
         .unwrap();
@@ -181,7 +173,7 @@ async fn terminate_setup_with(
 async fn terminate_rewrites_a_request_pipelined_behind_a_refused_upgrade() {
     use tokio::io::AsyncWriteExt;
     let (pki, http, edge, _handle) = terminate_setup().await;
-    let mut browser = tls_client(edge.listen_addrs()[0].port(), &pki.ca_der).await;
+    let mut browser = browser(&pki, edge.listen_addrs()[0]).await;
     // One write: an upgrade the home server refuses, and behind it a request that claims to
     // come from the home network.
     let upgrade = format!(
@@ -194,12 +186,12 @@ async fn terminate_rewrites_a_request_pipelined_behind_a_refused_upgrade() {
         .write_all(format!("{upgrade}{forged}").as_bytes())
         .await
         .unwrap();
-    let got = read_until(&mut browser, b"hello from the origin\n").await;
+    let got = read_until(&mut browser, GREETING.as_bytes(), WAIT).await;
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
     assert!(got.contains("no upgrades here\n"), "{got}");
 
-    let seen = http.seen();
+    let seen = http.requests();
     assert_eq!(seen.len(), 2, "{seen:?}");
     let second = &seen[1].head;
     assert!(second.starts_with("GET /second "), "{second}");
@@ -220,17 +212,14 @@ async fn terminate_rewrites_a_request_pipelined_behind_a_refused_upgrade() {
         !second.contains("6.6.6.6"),
         "the forged address is dropped: {second}"
     );
-    assert_eq!(
-        http.connections.load(std::sync::atomic::Ordering::SeqCst),
-        1
-    );
+    assert_eq!(http.connections_accepted(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_passes_an_accepted_upgrade_through_untouched() {
     use tokio::io::AsyncWriteExt;
     let (pki, http, edge, _handle) = terminate_setup().await;
-    let mut browser = tls_client(edge.listen_addrs()[0].port(), &pki.ca_der).await;
+    let mut browser = browser(&pki, edge.listen_addrs()[0]).await;
     let upgrade = format!(
         "GET /upgrade-accepted HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n"
     );
@@ -240,7 +229,7 @@ async fn terminate_passes_an_accepted_upgrade_through_untouched() {
         .write_all(format!("{upgrade}{early}").as_bytes())
         .await
         .unwrap();
-    let got = read_until(&mut browser, early.as_bytes()).await;
+    let got = read_until(&mut browser, early.as_bytes(), WAIT).await;
     let got = String::from_utf8_lossy(&got);
     assert!(
         got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
@@ -250,20 +239,20 @@ async fn terminate_passes_an_accepted_upgrade_through_untouched() {
     // After the switch, bytes flow both ways as they are.
     let later = "GET / HTTP/1.1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
     browser.write_all(later.as_bytes()).await.unwrap();
-    let got = read_until(&mut browser, later.as_bytes()).await;
+    let got = read_until(&mut browser, later.as_bytes(), WAIT).await;
     assert_eq!(String::from_utf8_lossy(&got), later);
-    assert_eq!(http.seen().len(), 1, "one HTTP request, then a tunnel");
+    assert_eq!(http.requests().len(), 1, "one HTTP request, then a tunnel");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fingerprint_check_fails_when_another_certificate_answers() {
     init_logs();
-    let pki = Pki::new();
-    let ours = pki.leaf(HOST);
-    let impostor = pki.leaf(HOST);
+    let pki = TestCa::new().unwrap();
+    let ours = pki.leaf(&[HOST]).unwrap();
+    let impostor = pki.leaf(&[HOST]).unwrap();
     // The home server presents another certificate than the one the owner holds: the check,
     // made through the public address, must tell.
-    let origin = Origin::start(Some(impostor.server_config())).await;
+    let origin = home(Some(&impostor));
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
@@ -278,16 +267,16 @@ async fn fingerprint_check_fails_when_another_certificate_answers() {
         .await
         .unwrap();
     let seen = Fingerprints::of(&chain[0]);
-    assert_ne!(seen, Fingerprints::of(&ours.der));
-    assert_eq!(seen, Fingerprints::of(&impostor.der));
+    assert_ne!(seen, Fingerprints::of(&ours.cert_der()));
+    assert_eq!(seen, Fingerprints::of(&impostor.cert_der()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_access_list_blocks_and_allows() {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
@@ -305,13 +294,9 @@ async fn the_access_list_blocks_and_allows() {
     connected(&blocked).await;
     registered(&edge, 1).await;
     let since = blocked.state();
-    let ca = pki.ca_path.clone();
-    let got = blocking(move || curl(addr.port(), "/", &ca, &[])).await;
-    assert!(!got.ok, "{got:?}");
-    assert_eq!(
-        origin.connections.load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    let got = curl_any(curl(addr.port(), "/", &pki)).await;
+    assert!(!got.ok(), "{got:?}");
+    assert_eq!(origin.connections_accepted(), 0);
     assert_eq!(
         blocked.state(),
         since,
@@ -328,16 +313,16 @@ async fn the_access_list_blocks_and_allows() {
     );
     connected(&allowed).await;
     registered(&edge, 2).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
-    assert_eq!(origin.seen().len(), 1);
+    curl_ok(curl(addr.port(), "/", &pki)).await;
+    assert_eq!(origin.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_with_backoff_after_the_edge_restarts() {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let first = edge(&key, None);
     let addr = first.listen_addrs()[0];
@@ -349,7 +334,7 @@ async fn reconnects_with_backoff_after_the_edge_restarts() {
         .unwrap();
     connected(&handle).await;
     registered(&first, 1).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    curl_ok(curl(addr.port(), "/", &pki)).await;
 
     // Hold the port while the edge is down: bound with SO_REUSEPORT like the edge's own
     // sockets but not listening, so connections are refused and no ephemeral socket can take
@@ -379,15 +364,15 @@ async fn reconnects_with_backoff_after_the_edge_restarts() {
     drop(hold);
     connected(&handle).await;
     registered(&second, 1).await;
-    let got = curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
-    assert_eq!(got.text(), "hello from the origin\n");
+    let got = curl_ok(curl(addr.port(), "/", &pki)).await;
+    assert_eq!(got.body_text(), "hello from the origin\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_endpoint_closes_channels_and_keeps_the_tunnel() {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
     // Bound but not listening: connections are refused, and no other socket can take the
     // port meanwhile (closing it and binding again later races with ephemeral ports).
     let spot = tokio::net::TcpSocket::new_v4().unwrap();
@@ -406,30 +391,34 @@ async fn a_dead_endpoint_closes_channels_and_keeps_the_tunnel() {
     let up = handle.state();
 
     for _ in 0..3 {
-        let ca = pki.ca_path.clone();
-        let got = blocking(move || curl(addr.port(), "/", &ca, &[])).await;
-        assert!(!got.ok, "{got:?}");
+        let got = curl_any(curl(addr.port(), "/", &pki)).await;
+        assert!(!got.ok(), "{got:?}");
     }
     assert_eq!(handle.state(), up, "the tunnel stays up, not reconnected");
 
     // The home server comes back on its port: served through the same tunnel.
     let listener = spot.listen(1024).unwrap();
-    let _origin = Origin::start_on(listener, Some(leaf.server_config()));
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    let _origin = TlsOrigin::start_on(
+        listener.into_std().unwrap(),
+        Some(leaf.server_config().unwrap()),
+        OriginOptions::default(),
+    )
+    .unwrap();
+    curl_ok(curl(addr.port(), "/", &pki)).await;
     assert_eq!(handle.state(), up);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_the_token_before_it_expires() {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
-    let dir = TempDir::new("refresh");
-    let file = dir.path("creds.json");
+    let dir = RunDir::new("sluice-refresh-").unwrap();
+    let file = dir.path().join("creds.json");
     let short = mint(
         &key,
         ProtocolVersion::V2,
@@ -470,7 +459,7 @@ async fn refreshes_the_token_before_it_expires() {
     registered(&edge, 2).await;
     let left = short.remaining(std::time::SystemTime::now());
     tokio::time::sleep(left + Duration::from_secs(1)).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    curl_ok(curl(addr.port(), "/", &pki)).await;
 
     handle.shutdown();
     let history = history.await.unwrap();
@@ -486,9 +475,9 @@ async fn refreshes_the_token_before_it_expires() {
 async fn disconnects_and_connects_on_demand_through_the_control_endpoint() {
     use sluice_connector::control;
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
@@ -512,7 +501,7 @@ async fn disconnects_and_connects_on_demand_through_the_control_endpoint() {
     assert_eq!(status, 200);
     connected(&handle).await;
     registered(&edge, 1).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    curl_ok(curl(addr.port(), "/", &pki)).await;
 
     let (status, _) = control::request(ctl, "POST", "/disconnect").await.unwrap();
     assert_eq!(status, 200);
@@ -523,8 +512,7 @@ async fn disconnects_and_connects_on_demand_through_the_control_endpoint() {
     // The edge forgets the host once the tunnel is gone.
     let mut refused = false;
     for _ in 0..50 {
-        let ca = pki.ca_path.clone();
-        if !blocking(move || curl(addr.port(), "/", &ca, &[])).await.ok {
+        if !curl_any(curl(addr.port(), "/", &pki)).await.ok() {
             refused = true;
             break;
         }
@@ -536,7 +524,7 @@ async fn disconnects_and_connects_on_demand_through_the_control_endpoint() {
     handle.connect();
     connected(&handle).await;
     registered(&edge, 2).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    curl_ok(curl(addr.port(), "/", &pki)).await;
     let (_, body) = control::request(ctl, "GET", "/state").await.unwrap();
     assert!(body.contains(r#""state":"connected""#), "{body}");
 
@@ -557,14 +545,14 @@ async fn disconnects_and_connects_on_demand_through_the_control_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_reuses_an_aes_gcm_key_on_a_second_connection() {
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let first = edge(&key, None);
     let addr = first.listen_addrs()[0];
-    let dir = TempDir::new("gcm");
-    let file = dir.path("creds.json");
+    let dir = RunDir::new("sluice-gcm-").unwrap();
+    let file = dir.path().join("creds.json");
     mint(&key, ProtocolVersion::V2, CipherKind::AesGcm, HOUR)
         .save(&file)
         .unwrap();
@@ -606,7 +594,7 @@ async fn never_reuses_an_aes_gcm_key_on_a_second_connection() {
         .unwrap();
     connected(&handle).await;
     registered(&second, 1).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    curl_ok(curl(addr.port(), "/", &pki)).await;
 
     // Static credentials cannot be renewed: reusing them is a fatal error.
     let creds = mint(&key, ProtocolVersion::V2, CipherKind::AesGcm, HOUR);
@@ -631,9 +619,9 @@ async fn without_a_refresh_source_the_tunnel_ends_with_its_token() {
     // The counterpart of the refresh test: it shows the edge does end a tunnel at its token's
     // expiry, so that test's success is the refresh's doing.
     init_logs();
-    let pki = Pki::new();
-    let leaf = pki.leaf(HOST);
-    let origin = Origin::start(Some(leaf.server_config())).await;
+    let pki = TestCa::new().unwrap();
+    let leaf = pki.leaf(&[HOST]).unwrap();
+    let origin = home(Some(&leaf));
     let key = key();
     let edge = edge(&key, None);
     let addr = edge.listen_addrs()[0];
@@ -650,7 +638,7 @@ async fn without_a_refresh_source_the_tunnel_ends_with_its_token() {
         .unwrap();
     connected(&handle).await;
     registered(&edge, 1).await;
-    curl_ok(addr.port(), "/", &pki.ca_path, &[]).await;
+    curl_ok(curl(addr.port(), "/", &pki)).await;
     let end = tokio::time::timeout(Duration::from_secs(20), handle.wait())
         .await
         .unwrap();

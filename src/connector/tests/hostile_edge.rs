@@ -8,7 +8,6 @@ mod support;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sluice_connector::CredentialsFile;
@@ -18,6 +17,7 @@ use sluice_proto::crypto::CipherKind;
 use sluice_proto::frame::{ChannelId, Flow};
 use sluice_proto::token::FernetKey;
 use sluice_proto::version::ProtocolVersion;
+use sluice_testkit::{EchoServer, RunDir, wait_until};
 use support::hostile::{HostileEdge, Peer};
 use support::*;
 
@@ -37,11 +37,11 @@ async fn setup(
     version: ProtocolVersion,
     cipher: CipherKind,
     access: AccessList,
-) -> (HostileEdge, Echo, ConnectorHandle) {
+) -> (HostileEdge, EchoServer, ConnectorHandle) {
     init_logs();
     let key = FernetKey::generate(&mut OsRng);
     let edge = HostileEdge::bind(&key).await;
-    let echo = Echo::start().await;
+    let echo = EchoServer::start().unwrap();
     let creds = mint(&key, version, cipher, Duration::from_secs(3600));
     let handle = Connector::builder(
         edge.addr().to_string(),
@@ -53,6 +53,18 @@ async fn setup(
     .build()
     .unwrap();
     (edge, echo, handle)
+}
+
+/// Waits until the home side's (one) connection has ended.
+async fn home_closed(echo: &EchoServer) {
+    let closed = || echo.closed() == 1;
+    wait_until(
+        "the home connection to close",
+        Duration::from_secs(10),
+        closed,
+    )
+    .await
+    .unwrap();
 }
 
 /// Opens a channel, sends `hello`, expects it echoed back through the home side.
@@ -82,11 +94,11 @@ async fn ignores_unknown_channels_and_flows_and_keeps_serving() {
     peer.send(Peer::header(stranger, Flow::Unknown(0x40), 5), b"extra")
         .await;
     let ch = round_trip(&mut peer).await;
-    assert_eq!(echo.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(echo.accepted(), 1);
 
     // The edge closes the channel: the home side's connection ends, the tunnel stays.
     peer.send(Peer::header(ch, Flow::Close, 0), &[]).await;
-    assert!(eventually(10, || echo.closed.load(Ordering::SeqCst) == 1).await);
+    home_closed(&echo).await;
     round_trip(&mut peer).await;
     assert!(handle.state().is_connected());
 }
@@ -100,7 +112,7 @@ async fn a_duplicate_channel_id_closes_both() {
     peer.open(ch, caller()).await;
     let (h, _) = peer.recv().await.expect("a CLOSE");
     assert_eq!((h.channel, h.flow), (ch, Flow::Close));
-    assert!(eventually(10, || echo.closed.load(Ordering::SeqCst) == 1).await);
+    home_closed(&echo).await;
     round_trip(&mut peer).await;
     assert!(handle.state().is_connected());
 }
@@ -115,11 +127,7 @@ async fn refused_and_unreachable_channels_are_closed_and_the_tunnel_stays() {
     peer.data(ch, b"let me in").await;
     let (h, _) = peer.recv().await.expect("a CLOSE");
     assert_eq!((h.channel, h.flow), (ch, Flow::Close));
-    assert_eq!(
-        echo.accepted.load(Ordering::SeqCst),
-        0,
-        "not a byte reached the home side"
-    );
+    assert_eq!(echo.accepted(), 0, "not a byte reached the home side");
 
     // An allowed caller, but the home server is gone.
     let ok = id();
@@ -220,11 +228,7 @@ async fn a_protocol_0_edge_with_a_v2_token_is_reported_with_the_fix() {
         e.to_string().contains("--protocol-version 0"),
         "state() names the fix: {e}"
     );
-    assert_eq!(
-        echo.accepted.load(Ordering::SeqCst),
-        0,
-        "no channel was served"
-    );
+    assert_eq!(echo.accepted(), 0, "no channel was served");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,9 +236,9 @@ async fn with_a_credentials_file_a_protocol_mismatch_backs_off_and_retries() {
     init_logs();
     let key = FernetKey::generate(&mut OsRng);
     let edge = HostileEdge::bind(&key).await;
-    let echo = Echo::start().await;
-    let dir = TempDir::new("mismatch");
-    let file = dir.path("creds.json");
+    let echo = EchoServer::start().unwrap();
+    let dir = RunDir::new("sluice-mismatch-").unwrap();
+    let file = dir.path().join("creds.json");
     mint(
         &key,
         ProtocolVersion::V2,

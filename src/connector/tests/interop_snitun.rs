@@ -20,11 +20,10 @@ use sluice_connector::{Connector, CredentialSource, Credentials};
 use sluice_proto::crypto::CipherKind;
 use sluice_proto::version::ProtocolVersion;
 use sluice_testkit::{
-    Credentials as Minted, Curl, Mode, Peer, RealServer, Release, SnitunPeers, TestCa, TlsOrigin,
-    sha256_of_pattern,
+    Credentials as Minted, Curl, Mode, Peer, RealServer, Release, RunDir, SnitunPeers, TestCa,
+    TlsOrigin, sha256_of_pattern,
 };
-use support::origin::Origin;
-use support::{TempDir, connected, init_logs};
+use support::{GREETING, connected, home, init_logs};
 
 const HOST: &str = "a.example.test";
 const BIG_MIB: u64 = 24;
@@ -77,7 +76,7 @@ fn run(
             (Some(origin), None, b)
         }
         Endpoint::Terminate => {
-            let http = rt.block_on(Origin::start(None));
+            let http = home(None);
             let b = builder.terminate(leaf.server_config().unwrap(), http.addr.to_string());
             (None, Some(http), b)
         }
@@ -98,12 +97,12 @@ fn run(
     assert!(got.ok(), "{got:?}\n{}", server.log());
     let expected = match endpoint {
         Endpoint::Passthrough => format!("sni: {HOST}"),
-        Endpoint::Terminate => "hello from the origin".to_owned(),
+        Endpoint::Terminate => GREETING.to_owned(),
     };
     assert!(got.body_text().contains(&expected), "{got:?}");
     if let Some(http) = &http_origin {
         // The caller's address came in SniTun's NEW frame and went out as X-Forwarded-For.
-        let seen = http.seen();
+        let seen = http.requests();
         assert!(
             seen[0].head.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
             "{seen:?}"
@@ -111,8 +110,8 @@ fn run(
     }
 
     if big {
-        let dir = TempDir::new("interop-big");
-        let file: PathBuf = dir.path("big.bin");
+        let dir = RunDir::new("sluice-interop-big-").unwrap();
+        let file: PathBuf = dir.path().join("big.bin");
         let got = curl(&format!("/big/{BIG_MIB}"))
             .limit_rate("8M")
             .max_time(120)

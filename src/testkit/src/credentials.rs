@@ -21,6 +21,7 @@
 //! assert_eq!(claims.aes_key, creds.aes_key);
 //! ```
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rand::SeedableRng as _;
@@ -200,6 +201,18 @@ impl CredentialsBuilder {
             claims,
         })
     }
+}
+
+/// Writes `keys` as a Fernet key file, the format `sluice edge --fernet-keys` and
+/// `sluice token issue --fernet-keys` read: one urlsafe-base64 key a line, the first the one
+/// that mints, after a comment line (which readers skip).
+pub fn write_key_file(path: &Path, keys: &[FernetKey]) -> Result<()> {
+    let mut text = String::from("# Fernet keys, written by sluice-testkit\n");
+    for key in keys {
+        text.push_str(&key.to_base64());
+        text.push('\n');
+    }
+    crate::rundir::write_file(path, &text)
 }
 
 #[cfg(test)]

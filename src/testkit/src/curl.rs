@@ -34,6 +34,7 @@ const KILL_SLACK: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone)]
 pub struct Curl {
     url: String,
+    more_urls: Vec<String>,
     args: Vec<OsString>,
     output: Option<PathBuf>,
     max_time: Duration,
@@ -44,6 +45,7 @@ impl Curl {
     pub fn get(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            more_urls: Vec::new(),
             args: Vec::new(),
             output: None,
             max_time: Duration::from_secs(30),
@@ -87,6 +89,13 @@ impl Curl {
         self
     }
 
+    /// A second (third, ...) GET in the same run, on the same connection where the server
+    /// keeps it alive; its body is appended to the first's in [`CurlResult::body`].
+    pub fn also_get(mut self, url: impl Into<String>) -> Self {
+        self.more_urls.push(url.into());
+        self
+    }
+
     /// Any other curl argument.
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
@@ -96,24 +105,51 @@ impl Curl {
     /// Runs curl. A failed transfer is not an `Err`: it is a [`CurlResult`] with a non-zero
     /// [`CurlResult::exit_code`]. `Err` means curl could not be run or overran its time.
     pub fn run(&self) -> Result<CurlResult> {
-        let tmp = tempfile::NamedTempFile::new().context(|| "a temp file for curl".to_owned())?;
-        let body_path = self.output.clone().unwrap_or_else(|| tmp.path().to_owned());
+        let tmp = tempfile::TempDir::new().context(|| "a temp folder for curl".to_owned())?;
+        let first = self
+            .output
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("body0"));
+        let bodies: Vec<PathBuf> = std::iter::once(first)
+            .chain((1..=self.more_urls.len()).map(|i| tmp.path().join(format!("body{i}"))))
+            .collect();
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--connect-timeout", "10", "--max-time"])
             .arg(self.max_time.as_secs().max(1).to_string())
-            .args(["-w", "%{http_code} %{ssl_verify_result}", "-o"])
-            .arg(&body_path)
-            .args(&self.args)
-            .arg(&self.url);
+            // One line per transfer.
+            .args(["-w", "%{http_code} %{ssl_verify_result}\\n"]);
+        // curl pairs the n-th `-o` with the n-th URL.
+        for body in &bodies {
+            cmd.arg("-o").arg(body);
+        }
+        cmd.args(&self.args).arg(&self.url).args(&self.more_urls);
         let done = run_bounded(cmd, self.max_time + KILL_SLACK, "curl", None)?;
-        let mut words = done.stdout.split_whitespace();
-        let http_code = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-        let ssl_verify_result = words.next().and_then(|w| w.parse().ok()).unwrap_or(-1);
-        let (body_sha256, body_len) = sha256_file(&body_path).unwrap_or_default();
-        let body = if self.output.is_none() {
-            std::fs::read(&body_path).unwrap_or_default()
+        let transfers: Vec<(u16, i64)> = done
+            .stdout
+            .lines()
+            .map(|line| {
+                let mut words = line.split_whitespace();
+                let code = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+                let verify = words.next().and_then(|w| w.parse().ok()).unwrap_or(-1);
+                (code, verify)
+            })
+            .collect();
+        // With several transfers, the first that went wrong speaks for the run.
+        let (http_code, ssl_verify_result) = transfers
+            .iter()
+            .copied()
+            .find(|&(code, verify)| code != 200 || verify != 0)
+            .or_else(|| transfers.first().copied())
+            .unwrap_or((0, -1));
+        let (body_sha256, body_len, body) = if self.output.is_some() {
+            let (sha, len) = sha256_file(&bodies[0]).unwrap_or_default();
+            (sha, len, Vec::new())
         } else {
-            Vec::new()
+            let body: Vec<u8> = bodies
+                .iter()
+                .flat_map(|b| std::fs::read(b).unwrap_or_default())
+                .collect();
+            (hex::encode(Sha256::digest(&body)), body.len() as u64, body)
         };
         Ok(CurlResult {
             exit_code: done.status.code().unwrap_or(-1),
@@ -126,6 +162,14 @@ impl Curl {
             body_sha256,
         })
     }
+
+    /// [`Self::run`] on tokio's blocking pool, for async tests: the runtime's workers stay
+    /// free to drive the tunnel that curl's request goes through.
+    pub async fn run_async(self) -> Result<CurlResult> {
+        tokio::task::spawn_blocking(move || self.run())
+            .await
+            .map_err(|e| crate::Error::Other(format!("the curl task failed: {e}")))?
+    }
 }
 
 /// What curl did.
@@ -134,7 +178,8 @@ pub struct CurlResult {
     /// curl's exit status (0 = success; e.g. 35 = TLS handshake failed, 28 = timed out,
     /// 52 = empty reply, 56 = receive failure); -1 when killed by a signal.
     pub exit_code: i32,
-    /// `%{http_code}`: the HTTP status, 0 when none arrived.
+    /// `%{http_code}`: the HTTP status, 0 when none arrived (with [`Curl::also_get`], that of
+    /// the first transfer that did not answer 200 with a verified certificate).
     pub http_code: u16,
     /// `%{ssl_verify_result}`: 0 when the certificate verified; -1 when curl printed none.
     pub ssl_verify_result: i64,
@@ -142,7 +187,7 @@ pub struct CurlResult {
     pub stdout: String,
     /// curl's stderr (its error message, if any).
     pub stderr: String,
-    /// The body, unless it went to an [`Curl::output_file`].
+    /// The body (every transfer's, in order), unless it went to an [`Curl::output_file`].
     pub body: Vec<u8>,
     /// The body's length in bytes.
     pub body_len: u64,

@@ -1,12 +1,20 @@
-//! A real HTTPS origin on 127.0.0.1:0: tokio + tokio-rustls, in a background thread with its
-//! own runtime. It stands in for Home Assistant behind a tunnel.
+//! A real HTTPS (or plain HTTP) origin on 127.0.0.1:0: tokio + tokio-rustls, in a background
+//! thread with its own runtime. It stands in for Home Assistant behind a tunnel.
+//!
+//! A PROXY protocol v2 header in front of a connection is read and its source address kept
+//! with each request ([`RequestRecord::proxy_source`]); a connection without one is served as
+//! it is. [`TlsOrigin::start_plain`] serves plain HTTP instead of TLS.
 //!
 //! Routes (HTTP/1.1, `GET` only):
 //! - `GET /` → `200`, a small text body naming the request, the SNI and the TCP peer it saw;
 //! - `GET /big/<MiB>` → `200`, `<MiB>` MiB of the pattern byte `i` = `i % 251`, with
 //!   `Content-Length` (compare with [`crate::sha256_of_pattern`]);
 //! - `GET /echo-peer` → `200`, the TCP peer address (`ip:port`, no newline);
-//! - anything else → `404`.
+//! - `GET /upgrade-refused` → `400` with the body `no upgrades here\n`, connection kept;
+//! - `GET /upgrade-accepted` → `101 Switching Protocols`, then every byte back (those sent
+//!   behind the request first) until the client closes;
+//! - anything else → `404`, or, with [`OriginOptions::greeting`], `200` and the greeting (as
+//!   `/` then does too).
 //!
 //! Connections are kept alive as Home Assistant's aiohttp keeps them: after a response the
 //! origin waits for the next request and lets the *client* close first (after
@@ -32,6 +40,11 @@ use tokio::net::TcpSocket;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
+use crate::net::ServerThread;
+
+use sluice_proto::peek::Peek;
+use sluice_proto::proxy::peek_proxy_header;
+
 use crate::error::{Error, IoContext as _, Result};
 use crate::tls::Leaf;
 
@@ -42,6 +55,9 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const LINGER: Duration = Duration::from_secs(5);
 const MAX_HEAD: usize = 16 * 1024;
 const BACKLOG: u32 = 1024;
+/// The longest PROXY v2 header read (16-byte prelude plus the largest address block with TLVs
+/// it is worth carrying in a test).
+const MAX_PROXY_HEADER: usize = 2100;
 
 /// How the origin treats connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +70,9 @@ pub struct OriginOptions {
     /// Where to listen (default 127.0.0.1:0). A fixed port lets an origin restarted in a new
     /// process come back where its connector expects it.
     pub listen: SocketAddr,
+    /// A home server that greets: `/` and every path no other route takes answer `200` with
+    /// this body (default `None`: `/` describes the request and the rest is `404`).
+    pub greeting: Option<&'static str>,
 }
 
 impl Default for OriginOptions {
@@ -62,6 +81,7 @@ impl Default for OriginOptions {
             close_after_response: false,
             idle_timeout: Duration::from_secs(30),
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            greeting: None,
         }
     }
 }
@@ -77,6 +97,10 @@ pub struct RequestRecord {
     pub method: String,
     /// The request target.
     pub path: String,
+    /// The source address of the PROXY v2 header in front of the connection, if one came.
+    pub proxy_source: Option<SocketAddr>,
+    /// The request head as text, up to and including the blank line.
+    pub head: String,
 }
 
 #[derive(Debug, Default)]
@@ -93,8 +117,7 @@ pub struct TlsOrigin {
     /// Where it listens.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl TlsOrigin {
@@ -108,14 +131,41 @@ impl TlsOrigin {
         config: Arc<rustls::ServerConfig>,
         options: OriginOptions,
     ) -> Result<TlsOrigin> {
+        Self::launch(Some(config), options, None)
+    }
+
+    /// Starts an origin that serves plain HTTP (no TLS), e.g. behind a TLS-terminating
+    /// connector.
+    pub fn start_plain(options: OriginOptions) -> Result<TlsOrigin> {
+        Self::launch(None, options, None)
+    }
+
+    /// Starts an origin on a listener bound (and listening) beforehand, e.g. a port held
+    /// while a test checks what happens with nothing serving it; TLS with `config`, plain
+    /// HTTP without. [`OriginOptions::listen`] is ignored.
+    pub fn start_on(
+        listener: std::net::TcpListener,
+        config: Option<Arc<rustls::ServerConfig>>,
+        options: OriginOptions,
+    ) -> Result<TlsOrigin> {
+        listener
+            .set_nonblocking(true)
+            .context(|| "making the origin's listener non-blocking".to_owned())?;
+        Self::launch(config, options, Some(listener))
+    }
+
+    fn launch(
+        config: Option<Arc<rustls::ServerConfig>>,
+        options: OriginOptions,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<TlsOrigin> {
         let shared = Arc::new(Shared::default());
-        let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_shared = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("sluice-testkit-origin".into())
-            .spawn(move || serve(config, options, thread_shared, stop_rx, ready_tx))
-            .context(|| "starting the origin thread".to_owned())?;
+        let server = ServerThread::spawn("sluice-testkit-origin", move |stop| {
+            let listen = Listen { listener, options };
+            serve(config, listen, thread_shared, stop, ready_tx)
+        })?;
         let addr = match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(addr)) => addr,
             Ok(Err(e)) => return Err(Error::io("binding the origin", e)),
@@ -124,8 +174,7 @@ impl TlsOrigin {
         Ok(TlsOrigin {
             addr,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -159,36 +208,25 @@ impl TlsOrigin {
     }
 }
 
-impl Drop for TlsOrigin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Where the origin thread listens, and how it serves.
+struct Listen {
+    listener: Option<std::net::TcpListener>,
+    options: OriginOptions,
 }
 
-fn serve(
-    config: Arc<rustls::ServerConfig>,
-    options: OriginOptions,
+async fn serve(
+    config: Option<Arc<rustls::ServerConfig>>,
+    Listen { listener, options }: Listen,
     shared: Arc<Shared>,
     mut stop: oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let listener = match bind(options.listen) {
+        let bound = match listener {
+            Some(l) => tokio::net::TcpListener::from_std(l),
+            None => bind(options.listen),
+        };
+        let listener = match bound {
             Ok(l) => l,
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -196,7 +234,7 @@ fn serve(
             }
         };
         let _ = ready.send(listener.local_addr());
-        let acceptor = TlsAcceptor::from(config);
+        let acceptor = config.map(TlsAcceptor::from);
         loop {
             tokio::select! {
                 _ = &mut stop => break,
@@ -211,6 +249,22 @@ fn serve(
                     let shared = Arc::clone(&shared);
                     tokio::spawn(async move {
                         let _ = tcp.set_nodelay(true);
+                        let mut tcp = tcp;
+                        let proxy = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_proxy(&mut tcp));
+                        let Ok(Ok(proxy_source)) = proxy.await else {
+                            shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        };
+                        let Some(acceptor) = acceptor else {
+                            let info = ConnInfo {
+                                peer,
+                                proxy_source,
+                                sni: None,
+                                tls_version: "none".to_owned(),
+                            };
+                            serve_connection(&mut tcp, &info, options, &shared).await;
+                            return;
+                        };
                         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
                         let Ok(Ok(mut tls)) = handshake.await else {
                             shared.failed_handshakes.fetch_add(1, Ordering::Relaxed);
@@ -220,6 +274,7 @@ fn serve(
                         let (_, conn) = tls.get_ref();
                         let info = ConnInfo {
                             peer,
+                            proxy_source,
                             sni: conn.server_name().map(str::to_owned),
                             tls_version: conn
                                 .protocol_version()
@@ -231,9 +286,7 @@ fn serve(
                 }
             }
         }
-    });
-    // Dropping the runtime cancels every connection task.
-    drop(runtime);
+    }
 }
 
 fn bind(at: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -248,9 +301,33 @@ fn bind(at: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Reads a PROXY v2 header if one comes first, leaving everything after it unread.
+async fn read_proxy(stream: &mut tokio::net::TcpStream) -> std::io::Result<Option<SocketAddr>> {
+    let mut buf = vec![0u8; MAX_PROXY_HEADER];
+    // Bounded: a header that never completes ends with the handshake timeout around this.
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        match peek_proxy_header(&buf[..n]) {
+            Ok(Peek::Complete(h)) => {
+                let mut skip = vec![0; h.len];
+                stream.read_exact(&mut skip).await?;
+                return Ok(h.addresses.map(|a| a.source));
+            }
+            Ok(Peek::NotThisProtocol) => return Ok(None),
+            // peek returns at once while bytes wait: pause until more can have come.
+            Ok(Peek::NeedMore) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+    }
+}
+
 /// What the origin knows about one connection.
 struct ConnInfo {
     peer: SocketAddr,
+    proxy_source: Option<SocketAddr>,
     sni: Option<String>,
     tls_version: String,
 }
@@ -276,6 +353,21 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             // The client closed (the usual end), sent garbage, or idled out.
             _ => break,
         };
+        let (method, path) = request_target(&head);
+        if let Ok(mut r) = shared.requests.lock() {
+            r.push(RequestRecord {
+                peer: info.peer,
+                sni: info.sni.clone(),
+                method: method.to_owned(),
+                path: path.to_owned(),
+                proxy_source: info.proxy_source,
+                head: head.clone(),
+            });
+        }
+        if method == "GET" && path == "/upgrade-accepted" {
+            let _ = switch_and_echo(stream, &buf).await;
+            return;
+        }
         let close = options.close_after_response
             || head.lines().skip(1).any(|line| {
                 line.split_once(':').is_some_and(|(name, value)| {
@@ -283,7 +375,10 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                         && value.trim().eq_ignore_ascii_case("close")
                 })
             });
-        if answer(stream, &head, info, close, shared).await.is_err() {
+        if answer(stream, &head, info, close, options.greeting)
+            .await
+            .is_err()
+        {
             return;
         }
         if close {
@@ -305,28 +400,57 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The method and the target of a request head.
+fn request_target(head: &str) -> (&str, &str) {
+    let mut parts = head.lines().next().unwrap_or_default().split(' ');
+    (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    )
+}
+
+/// Answers a protocol switch, then sends every byte back (those that came behind the request
+/// first) until the client closes.
+async fn switch_and_echo<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    early: &[u8],
+) -> std::io::Result<()> {
+    stream
+        .write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .await?;
+    stream.write_all(early).await?;
+    stream.flush().await?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return stream.shutdown().await;
+        }
+        stream.write_all(&chunk[..n]).await?;
+        stream.flush().await?;
+    }
+}
+
 /// Writes the response to one request.
 async fn answer<S: AsyncWrite + Unpin>(
     stream: &mut S,
     head: &str,
     info: &ConnInfo,
     close: bool,
-    shared: &Shared,
+    greeting: Option<&str>,
 ) -> std::io::Result<()> {
     let request_line = head.lines().next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    if let Ok(mut r) = shared.requests.lock() {
-        r.push(RequestRecord {
-            peer: info.peer,
-            sni: info.sni.clone(),
-            method: method.to_owned(),
-            path: path.to_owned(),
-        });
-    }
+    let (method, path) = request_target(head);
     if method != "GET" {
         return respond(stream, "405 Method Not Allowed", b"only GET\n", close).await;
+    }
+    if path == "/upgrade-refused" {
+        return respond(stream, "400 Bad Request", b"no upgrades here\n", close).await;
+    }
+    if let (Some(greeting), "/") = (greeting, path) {
+        return respond(stream, "200 OK", greeting.as_bytes(), close).await;
     }
     if path == "/" {
         let body = format!(
@@ -355,11 +479,14 @@ async fn answer<S: AsyncWrite + Unpin>(
             }
         };
     }
-    respond(stream, "404 Not Found", b"not found\n", close).await
+    match greeting {
+        Some(greeting) => respond(stream, "200 OK", greeting.as_bytes(), close).await,
+        None => respond(stream, "404 Not Found", b"not found\n", close).await,
+    }
 }
 
-/// Reads one request head (up to the blank line) from `stream`, keeping any bytes after it in
-/// `buf` for the next request; `None` on EOF or an oversized head.
+/// Reads one request head (up to and including the blank line) from `stream`, keeping any
+/// bytes after it in `buf` for the next request; `None` on EOF or an oversized head.
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
@@ -367,7 +494,7 @@ async fn read_head<S: AsyncRead + Unpin>(
     let mut chunk = [0u8; 2048];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
             buf.drain(..end + 4);
             return Ok(Some(head));
         }

@@ -1,7 +1,8 @@
 //! Child processes with a log file, bounded waits and a certain end.
 //!
 //! [`LoggedChild`] runs a command in its own process group with stdout and stderr appended to
-//! one log file. Dropping it sends SIGTERM to the process, waits a few seconds for a clean exit,
+//! one log file; tests read the log line by line ([`LoggedChild::next_line`]), signal the
+//! process and wait for its exit, each with a timeout. Dropping it sends SIGTERM to the process, waits a few seconds for a clean exit,
 //! then sends SIGKILL to the whole group (snitun's worker mode leaves worker, manager and
 //! forkserver processes behind otherwise) and reaps the process. The process is never reaped
 //! before the group is killed, so its process group id cannot have been reused by then.
@@ -20,23 +21,49 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 use crate::error::{Error, IoContext as _, Result};
+use crate::rundir::RunDir;
 
 /// How long a child gets to exit after SIGTERM before its process group is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A running child process whose stdout and stderr go to a log file.
+///
+/// ```
+/// use std::process::Command;
+/// use std::time::Duration;
+/// let mut cmd = Command::new("sh");
+/// cmd.args(["-c", "echo one; echo ready at 5; exec sleep 30"]);
+/// let mut child = sluice_testkit::LoggedChild::start(cmd, "sh").unwrap();
+/// let line = child.next_line("the ready line", Duration::from_secs(10), |l| l.starts_with("ready")).unwrap();
+/// assert_eq!(line, "ready at 5");
+/// child.signal(sluice_testkit::Signal::SIGTERM).unwrap();
+/// assert!(!child.wait_exit(Duration::from_secs(10)).unwrap().success());
+/// ```
 #[derive(Debug)]
-pub(crate) struct LoggedChild {
+pub struct LoggedChild {
     what: String,
     child: Child,
     log: PathBuf,
     stopped: bool,
+    /// Complete log lines already handed out by [`Self::next_line`].
+    lines_read: usize,
+    /// The folder of the log, when this child made its own.
+    _dir: Option<RunDir>,
 }
 
 impl LoggedChild {
+    /// Starts `cmd` as [`Self::spawn`] does, with its log in a run folder of its own (kept when
+    /// the test fails).
+    pub fn start(cmd: Command, what: &str) -> Result<Self> {
+        let dir = RunDir::new(&format!("sluice-{what}-"))?;
+        let mut child = Self::spawn(cmd, &dir.path().join(format!("{what}.log")), what)?;
+        child._dir = Some(dir);
+        Ok(child)
+    }
+
     /// Starts `cmd` in a new process group, stdin from /dev/null, stdout and stderr appended
     /// to `log` (created if needed). `what` names the process in errors.
-    pub(crate) fn spawn(mut cmd: Command, log: &Path, what: impl Into<String>) -> Result<Self> {
+    pub fn spawn(mut cmd: Command, log: &Path, what: impl Into<String>) -> Result<Self> {
         let what = what.into();
         let out = OpenOptions::new()
             .create(true)
@@ -58,31 +85,33 @@ impl LoggedChild {
             child,
             log: log.to_owned(),
             stopped: false,
+            lines_read: 0,
+            _dir: None,
         })
     }
 
     /// The log file.
-    pub(crate) fn log_path(&self) -> &Path {
+    pub fn log_path(&self) -> &Path {
         &self.log
     }
 
     /// The whole log so far (lossy UTF-8; empty if it cannot be read).
-    pub(crate) fn log(&self) -> String {
+    pub fn log(&self) -> String {
         read_lossy(&self.log)
     }
 
     /// The last `n` lines of the log.
-    pub(crate) fn log_tail(&self, n: usize) -> String {
+    pub fn log_tail(&self, n: usize) -> String {
         tail(&self.log(), n)
     }
 
     /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// How the process ended, in words, or `None` while it runs. Does not reap it.
-    pub(crate) fn exit_status(&self) -> Option<String> {
+    pub fn exit_status(&self) -> Option<String> {
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         match waitid(Id::Pid(self.nix_pid()), flags) {
             Ok(WaitStatus::Exited(_, code)) => Some(format!("exit status {code}")),
@@ -98,7 +127,7 @@ impl LoggedChild {
     ///
     /// Fails with [`Error::Exited`] when the process exits first, and with [`Error::Timeout`]
     /// after `timeout`; both carry the tail of the log.
-    pub(crate) fn wait_line<T>(
+    pub fn wait_line<T>(
         &self,
         what: &str,
         timeout: Duration,
@@ -108,7 +137,7 @@ impl LoggedChild {
     }
 
     /// Waits until `check` finds something in the whole log; see [`Self::wait_line`].
-    pub(crate) fn wait_log<T>(
+    pub fn wait_log<T>(
         &self,
         what: &str,
         timeout: Duration,
@@ -145,10 +174,61 @@ impl LoggedChild {
         }
     }
 
+    /// The next complete line of the log (after those this returned before) that `matches`
+    /// accepts; lines it passes over are not looked at again. Fails as [`Self::wait_line`].
+    pub fn next_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut matches: impl FnMut(&str) -> bool,
+    ) -> Result<String> {
+        let from = self.lines_read;
+        let (at, line) = self.wait_log(what, timeout, |log| {
+            // Only lines already ended: a line being written could match on half its words.
+            let whole = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
+            whole
+                .lines()
+                .enumerate()
+                .skip(from)
+                .find(|(_, l)| matches(l))
+                .map(|(i, l)| (i, l.to_owned()))
+        })?;
+        self.lines_read = at + 1;
+        Ok(line)
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        kill(self.nix_pid(), signal)
+            .map_err(|e| Error::Other(format!("sending {signal} to {}: {e}", self.what)))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself and reaps it; on timeout it is
+    /// left running (and stopped on drop) and the error carries the tail of the log.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        if !self.stopped {
+            crate::wait::wait_for(&format!("{} to exit", self.what), timeout, || {
+                self.exit_status().is_some()
+            })
+            .map_err(|_| Error::Timeout {
+                what: format!("{} to exit", self.what),
+                after: timeout,
+                log: Some(self.log.clone()),
+                log_tail: self.log_tail(40),
+            })?;
+            self.stopped = true;
+            // Not reaped yet, so the group id is still ours: sweep what it left behind.
+            let _ = killpg(self.nix_pid(), Signal::SIGKILL);
+        }
+        self.child
+            .wait()
+            .context(|| format!("reaping {}", self.what))
+    }
+
     /// Stops the process: SIGTERM, up to `grace` for it to exit, then SIGKILL to its whole
     /// process group, then reaps it. Returns its exit status (`None` if it could not be
     /// reaped). Idempotent.
-    pub(crate) fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         if self.stopped {
             return self.child.try_wait().ok().flatten();
         }

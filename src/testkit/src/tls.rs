@@ -167,6 +167,35 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// A TLS connection to `addr` for the name `host`, trusting only this CA: a browser that
+    /// writes raw HTTP. Connecting and the handshake together get `timeout`.
+    pub async fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        host: &str,
+        timeout: std::time::Duration,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| Error::Other(format!("{host:?} is not a server name: {e}")))?;
+        let connector = tokio_rustls::TlsConnector::from(self.client_config()?);
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            connector.connect(name, tcp).await
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(Error::io(format!("TLS to {host} at {addr}"), e)),
+            Err(_) => Err(Error::Timeout {
+                what: format!("TLS to {host} at {addr}"),
+                after: timeout,
+                log: None,
+                log_tail: String::new(),
+            }),
+        }
+    }
+}
+
 /// A leaf certificate with its key, in memory and as PEM files.
 pub struct Leaf {
     /// The DNS names it is valid for.
@@ -203,13 +232,33 @@ impl Leaf {
 
     /// A rustls server config presenting this leaf, with HTTP/1.1 ALPN.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
-        let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
-            .with_safe_default_protocol_versions()
-            .map_err(tls_err("TLS versions"))?
-            .with_no_client_auth()
-            .with_single_cert(vec![self.cert_der()], self.key_der())
-            .map_err(tls_err("loading the leaf into rustls"))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        server_config(self.cert_der(), self.key_der())
     }
+}
+
+/// A rustls server config (HTTP/1.1 ALPN) from a leaf's PEM files ([`Leaf::cert_path`],
+/// [`Leaf::key_path`]), for a child process that serves a leaf its parent made.
+pub fn server_config_from_files(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject as _;
+    let pem_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: rustls::pki_types::pem::Error| Error::Other(format!("reading {path}: {e}"))
+    };
+    let cert_der = CertificateDer::from_pem_file(cert).map_err(pem_err(cert))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
+    server_config(cert_der, key_der)
+}
+
+fn server_config(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>> {
+    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err("TLS versions"))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .map_err(tls_err("loading the leaf into rustls"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

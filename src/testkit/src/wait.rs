@@ -21,12 +21,7 @@ pub fn wait_for_value<T>(
         }
         let elapsed = start.elapsed();
         if elapsed >= timeout {
-            return Err(Error::Timeout {
-                what: what.to_owned(),
-                after: timeout,
-                log: None,
-                log_tail: String::new(),
-            });
+            return Err(timeout_error(what, timeout));
         }
         std::thread::sleep(pause.min(timeout - elapsed));
         pause = (pause * 2).min(Duration::from_millis(100));
@@ -45,6 +40,38 @@ pub fn wait_for_value<T>(
 /// ```
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) -> Result<()> {
     wait_for_value(what, timeout, || condition().then_some(()))
+}
+
+/// [`wait_for`] for async tests: polls `condition` every 10 ms (backing off to 100 ms) on the
+/// tokio timer, for at most `timeout`, so that the runtime keeps driving whatever is to make it
+/// true.
+pub async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if condition() {
+            return Ok(());
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            return Err(timeout_error(what, timeout));
+        }
+        tokio::time::sleep(pause.min(timeout - elapsed)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn timeout_error(what: &str, after: Duration) -> Error {
+    Error::Timeout {
+        what: what.to_owned(),
+        after,
+        log: None,
+        log_tail: String::new(),
+    }
 }
 
 #[cfg(test)]

@@ -190,3 +190,81 @@ fn dropping_the_origin_ends_its_connections() {
         other => panic!("the connection should be closed, got {other:?}"),
     }
 }
+
+#[test]
+fn plain_http_with_a_proxy_header_a_greeting_and_upgrades() {
+    use sluice_proto::proxy::{Command, ProxiedAddrs, write_v2};
+    use std::io::{Read as _, Write as _};
+    let origin = TlsOrigin::start_plain(OriginOptions {
+        greeting: Some("hi\n"),
+        ..OriginOptions::default()
+    })
+    .unwrap();
+    let caller: SocketAddr = "203.0.113.7:4242".parse().unwrap();
+    let mut wire = Vec::new();
+    let addrs = ProxiedAddrs {
+        source: caller,
+        destination: origin.addr,
+    };
+    write_v2(Command::Proxy, Some(&addrs), &mut wire);
+    // A greeting for any path, a refused upgrade that keeps the connection, then a switch
+    // that echoes what came behind it.
+    wire.extend_from_slice(b"GET /anything HTTP/1.1\r\nX-A: 1\r\n\r\n");
+    wire.extend_from_slice(b"GET /upgrade-refused HTTP/1.1\r\n\r\n");
+    wire.extend_from_slice(b"GET /upgrade-accepted HTTP/1.1\r\n\r\nearly");
+    let mut s = std::net::TcpStream::connect(origin.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&wire).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"early") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\r\n\r\nhi\n"), "{text}");
+    assert!(text.contains("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains("no upgrades here\n"), "{text}");
+    assert!(
+        text.contains("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
+    s.write_all(b" and later").unwrap();
+    let mut back = [0u8; 10];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b" and later");
+
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen.iter().all(|r| r.proxy_source == Some(caller)),
+        "{seen:?}"
+    );
+    assert!(seen[0].head.ends_with("X-A: 1\r\n\r\n"), "{seen:?}");
+    assert_eq!(seen[0].sni, None);
+    assert_eq!(origin.connections_accepted(), 1);
+}
+
+#[test]
+fn one_curl_run_gets_several_urls_into_one_body() {
+    let ca = TestCa::new().unwrap();
+    let origin = TlsOrigin::start(&ca.leaf(&[HOST]).unwrap()).unwrap();
+    let port = origin.addr.port();
+    let both = curl(&origin, "/echo-peer")
+        .cacert(ca.ca_pem_path())
+        .also_get(format!("https://{HOST}:{port}/echo-peer"))
+        .run()
+        .unwrap();
+    assert!(both.ok(), "{both:?}");
+    let peer = origin.requests()[0].peer.to_string();
+    assert_eq!(both.body_text(), format!("{peer}{peer}"), "one connection");
+    let missing = curl(&origin, "/")
+        .cacert(ca.ca_pem_path())
+        .also_get(format!("https://{HOST}:{port}/nope"))
+        .run()
+        .unwrap();
+    assert_eq!(missing.http_code, 404, "the transfer that failed speaks");
+    assert!(!missing.ok());
+}
