@@ -20,8 +20,11 @@ const EXIT_CONFIG: u8 = 2;
 /// Every setting of the configuration file is also a flag; a flag wins over the file.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Signals: SIGHUP reloads the Fernet keys; SIGTERM or SIGINT drains and stops \
-(a second one stops at once). Logs go to stderr, filtered by SLUICE_LOG (e.g. SLUICE_LOG=debug)."
+    after_help = "Once listening, it prints one line to stdout: `sluice edge ready \
+listen=ADDR[,ADDR] tunnel_listen=ADDR[,ADDR] admin=ADDR|none workers=N driver=io_uring|epoll` \
+(tunnel_listen: where tunnels connect). Signals: SIGHUP reloads the Fernet keys; SIGTERM or \
+SIGINT drains and stops (a second one stops at once). Logs go to stderr, filtered by SLUICE_LOG \
+(e.g. SLUICE_LOG=debug)."
 )]
 pub(crate) struct EdgeArgs {
     /// TOML configuration file (see deploy/edge.toml); flags override its values.
@@ -165,6 +168,7 @@ pub(crate) fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         Signals::new([SIGHUP, SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let keys_path = config.fernet_keys_path.clone();
     let edge = sluice_edge::start(config).context("edge did not start")?;
+    println!("{}", ready_line(&edge));
     for signal in signals.forever() {
         match signal {
             SIGHUP => match keys_path.as_deref().map(read_keys) {
@@ -196,6 +200,33 @@ pub(crate) fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one stdout line of a started edge, for scripts and tests (documented in the README and
+/// `--help`): `sluice edge ready listen=ADDR[,ADDR] tunnel_listen=ADDR[,ADDR] admin=ADDR|none
+/// workers=N driver=io_uring|epoll`. `tunnel_listen` is where tunnels connect: the tunnel-only
+/// addresses in dual-port mode, else the browser ones.
+fn ready_line(edge: &sluice_edge::EdgeHandle) -> String {
+    let join = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let tunnels = match edge.peer_addrs() {
+        [] => edge.listen_addrs(),
+        dedicated => dedicated,
+    };
+    format!(
+        "sluice edge ready listen={} tunnel_listen={} admin={} workers={} driver={}",
+        join(edge.listen_addrs()),
+        join(tunnels),
+        edge.admin_addr()
+            .map_or_else(|| "none".to_owned(), |a| a.to_string()),
+        edge.drivers().len(),
+        edge.drivers().first().map_or("none", |d| d.name()),
+    )
 }
 
 /// A flag's help with its default, taken from the edge's one table of defaults (so `--help`

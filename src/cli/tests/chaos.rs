@@ -9,14 +9,17 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sluice_testkit::{Curl, OriginOptions, TestCa, TlsOrigin, sha256_of_pattern};
+use sluice_testkit::{
+    Curl, LoggedChild, OriginOptions, Signal, TestCa, TlsOrigin, http_get, metric_sum,
+    sha256_of_pattern,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const HOST: &str = "home.example.test";
@@ -36,59 +39,33 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid.
-    #[allow(unsafe_code)]
-    let _ = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-}
-
-/// One of the three processes, restartable.
+/// One of the three processes, restartable; its runs append to one log.
 struct Part {
     name: &'static str,
     cmd: Box<dyn Fn() -> Command + Send>,
-    child: Option<Child>,
+    log: PathBuf,
+    child: Option<LoggedChild>,
 }
 
 impl Part {
     fn start(&mut self) {
-        let child = (self.cmd)()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let child = LoggedChild::spawn((self.cmd)(), &self.log, self.name)
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.name));
         self.child = Some(child);
     }
 
     /// Sends `sig` and waits for the exit; a process that ignores SIGTERM past `within` is a
-    /// hang, and the test fails.
-    fn stop(&mut self, sig: libc::c_int, within: Duration, seed: u64) {
+    /// hang, and the test fails (the child is killed on drop).
+    fn stop(&mut self, sig: Signal, within: Duration, seed: u64) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        signal(&child, sig);
-        let deadline = Instant::now() + within;
-        loop {
-            if child.try_wait().expect("wait").is_some() {
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "seed {seed}: {} did not exit within {within:?} of signal {sig}",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        let _ = child.signal(sig);
+        if let Err(e) = child.wait_exit(within) {
+            panic!(
+                "seed {seed}: {} did not exit within {within:?} of {sig}: {e}",
+                self.name
+            );
         }
     }
 }
@@ -103,19 +80,9 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn tunnels_registered(admin: SocketAddr) -> Option<i64> {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(
-        out.lines()
-            .filter(|l| l.starts_with("sluice_tunnels{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
-            .sum(),
-    )
+fn tunnels_registered(admin: SocketAddr) -> Option<f64> {
+    let page = http_get(admin, "/metrics", Duration::from_secs(2)).ok()?;
+    metric_sum(&page, "sluice_tunnels")
 }
 
 fn download(edge_port: u16, ca: &Path, out: &Path) -> sluice_testkit::CurlResult {
@@ -199,16 +166,19 @@ fn killing_and_restarting_every_part_under_load_loses_nothing_and_hangs_nothing(
     let mut parts = [
         Part {
             name: "edge",
+            log: dir.join("edge.log"),
             cmd: Box::new(edge_cmd),
             child: None,
         },
         Part {
             name: "connector",
+            log: dir.join("connector.log"),
             cmd: Box::new(connector_cmd),
             child: None,
         },
         Part {
             name: "home server",
+            log: dir.join("home.log"),
             cmd: Box::new(home_cmd),
             child: None,
         },
@@ -258,9 +228,9 @@ fn killing_and_restarting_every_part_under_load_loses_nothing_and_hangs_nothing(
         std::thread::sleep(Duration::from_millis(rng.gen_range(500..2500)));
         let which = rng.gen_range(0..parts.len());
         let (sig, name) = if rng.gen_bool(0.5) {
-            (libc::SIGKILL, "SIGKILL")
+            (Signal::SIGKILL, "SIGKILL")
         } else {
-            (libc::SIGTERM, "SIGTERM")
+            (Signal::SIGTERM, "SIGTERM")
         };
         schedule.push(format!("{name} {}", parts[which].name));
         // SIGTERM: the edge drains for its 2 s grace; the others stop at once.
@@ -291,7 +261,7 @@ fn killing_and_restarting_every_part_under_load_loses_nothing_and_hangs_nothing(
     let one = (0..50).any(|_| {
         let n = tunnels_registered(admin);
         std::thread::sleep(Duration::from_millis(100));
-        n == Some(1)
+        n == Some(1.0)
     });
     assert!(
         one,
@@ -315,21 +285,14 @@ fn chaos_home_server() {
     let Ok(listen) = std::env::var(HOME_ENV) else {
         return;
     };
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let path = |v: &str| PathBuf::from(std::env::var(v).expect(v));
-    let cert = CertificateDer::from_pem_file(path("SLUICE_CHAOS_CERT")).expect("cert");
-    let key = PrivateKeyDer::from_pem_file(path("SLUICE_CHAOS_KEY")).expect("key");
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(sluice_testkit::tls::crypto_provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .expect("leaf");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = sluice_testkit::tls::server_config_from_files(
+        &path("SLUICE_CHAOS_CERT"),
+        &path("SLUICE_CHAOS_KEY"),
+    )
+    .expect("the leaf");
     let _origin = TlsOrigin::start_with(
-        Arc::new(config),
+        config,
         OriginOptions {
             listen: listen.parse().expect("address"),
             ..OriginOptions::default()

@@ -1,17 +1,18 @@
 //! The `sluice` binary itself: token, connect + ctl, verify and the demo, as a person runs
 //! them. Every child is killed on drop; every wait is bounded.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use sluice_proto::crypto::CipherKind;
 use sluice_proto::token::{FernetKey, verify_token};
 use sluice_proto::version::ProtocolVersion;
+use sluice_testkit::{LoggedChild, RunDir, Signal, TestCa, wait_for, write_key_file};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+/// How long a child may take to print a line it is expected to print.
+const LINE_WAIT: Duration = Duration::from_secs(60);
 
 fn sluice(args: &[&str]) -> Output {
     Command::new(SLUICE).args(args).output().unwrap()
@@ -21,117 +22,44 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "sluice-cli-{tag}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
+/// `sluice ARGS` as a child with its output logged; stopped on drop.
+fn start(args: &[&str]) -> LoggedChild {
+    let mut cmd = Command::new(SLUICE);
+    cmd.args(args);
+    LoggedChild::start(cmd, "sluice").unwrap()
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+/// The next output line of `child` containing `needle`.
+fn line_with(child: &mut LoggedChild, needle: &str) -> String {
+    child
+        .next_line(&format!("a line with {needle:?}"), LINE_WAIT, |l| {
+            l.contains(needle)
+        })
+        .unwrap()
 }
 
-/// A child process with its stdout lines delivered to a channel; killed on drop.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+/// SIGTERM, and the exit status (10 s at most).
+fn stop(child: &mut LoggedChild) -> std::process::ExitStatus {
+    child.signal(Signal::SIGTERM).unwrap();
+    child.wait_exit(Duration::from_secs(10)).unwrap()
 }
 
-impl Running {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(SLUICE)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first stdout line containing `needle` (60 s at most).
-    fn line_with(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}; saw {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits (10 s at most) for a clean exit.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "did not stop within 10 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_keys(dir: &Dir) -> (PathBuf, FernetKey) {
+/// A key from `sluice token new-key`, written to a key file in `dir`.
+fn write_keys(dir: &RunDir) -> (PathBuf, FernetKey) {
     let out = sluice(&["token", "new-key"]);
     assert!(out.status.success());
     let key_text = text(&out.stdout);
     let key = FernetKey::parse(key_text.trim()).expect("new-key prints a Fernet key");
-    let path = dir.path("fernet.keys");
-    std::fs::write(&path, format!("# current\n{key_text}")).unwrap();
+    let path = dir.path().join("fernet.keys");
+    write_key_file(&path, std::slice::from_ref(&key)).unwrap();
     (path, key)
 }
 
 #[test]
 fn token_issue_writes_credentials_that_the_token_backs() {
-    let dir = Dir::new("token");
+    let dir = RunDir::new("sluice-cli-token-").unwrap();
     let (keys, key) = write_keys(&dir);
-    let out_path = dir.path("creds.json");
+    let out_path = dir.path().join("creds.json");
     let keys_arg = keys.to_str().unwrap();
     let out = sluice(&[
         "token",
@@ -221,9 +149,9 @@ fn token_issue_writes_credentials_that_the_token_backs() {
 
 #[test]
 fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
-    let dir = Dir::new("demo");
-    let mut demo = Running::start(&["demo", "--dir", dir.0.to_str().unwrap()]);
-    let line = demo.line_with("curl --resolve");
+    let dir = RunDir::new("sluice-cli-demo-").unwrap();
+    let mut demo = start(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    let line = line_with(&mut demo, "curl --resolve");
     let args: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(args[0], "curl");
     let out = Command::new("curl")
@@ -237,7 +165,7 @@ fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
     assert!(body.contains("Your address: 127.0.0.1"), "{body}");
 
     // The printed verify command says the served certificate is the local one ...
-    let line = demo.line_with(" verify https://");
+    let line = line_with(&mut demo, " verify https://");
     let args: Vec<&str> = line.split_whitespace().collect();
     let ok = sluice(&args[1..]);
     assert!(
@@ -250,7 +178,7 @@ fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
     // ... and another certificate (the CA's) is not the one served.
     let mut other: Vec<String> = args[1..].iter().map(|s| (*s).to_owned()).collect();
     let cert_at = other.iter().position(|a| a == "--cert").unwrap() + 1;
-    other[cert_at] = dir.path("ca.pem").to_string_lossy().into_owned();
+    other[cert_at] = dir.path().join("ca.pem").to_string_lossy().into_owned();
     let other: Vec<&str> = other.iter().map(String::as_str).collect();
     let mismatch = sluice(&other);
     assert_eq!(
@@ -269,14 +197,14 @@ fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
     let nowhere: Vec<&str> = nowhere.iter().map(String::as_str).collect();
     assert_eq!(sluice(&nowhere).status.code(), Some(2));
 
-    assert!(demo.stop().success());
+    assert!(stop(&mut demo).success());
 }
 
 #[test]
 fn connect_runs_a_connector_that_ctl_drives() {
-    let dir = Dir::new("connect");
+    let dir = RunDir::new("sluice-cli-connect-").unwrap();
     let (keys, key) = write_keys(&dir);
-    let creds = dir.path("creds.json");
+    let creds = dir.path().join("creds.json");
     let issued = sluice(&[
         "token",
         "issue",
@@ -298,12 +226,12 @@ fn connect_runs_a_connector_that_ctl_drives() {
     };
 
     // A certificate to show: the connector prints its fingerprints.
-    let cert = rcgen::generate_simple_self_signed(vec!["home.sluice.test".to_owned()]).unwrap();
-    let cert_path = dir.path("cert.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    let sha256 = sluice_connector::Fingerprints::of(cert.cert.der()).sha256_hex();
+    let ca = TestCa::new().unwrap();
+    let leaf = ca.leaf(&["home.sluice.test"]).unwrap();
+    let cert_path = leaf.cert_path.clone();
+    let sha256 = sluice_connector::Fingerprints::of(&leaf.cert_der()).sha256_hex();
 
-    let mut connector = Running::start(&[
+    let mut connector = start(&[
         "connect",
         "--edge",
         &edge_addr,
@@ -317,8 +245,8 @@ fn connect_runs_a_connector_that_ctl_drives() {
         "127.0.0.1:0",
         "--start-disconnected",
     ]);
-    assert!(connector.line_with("SHA-256 fingerprint").contains(&sha256));
-    let ctl = connector.line_with("control endpoint on http://");
+    assert!(line_with(&mut connector, "SHA-256 fingerprint").contains(&sha256));
+    let ctl = line_with(&mut connector, "control endpoint on http://");
     let ctl = ctl.rsplit("http://").next().unwrap().to_owned();
     let run_ctl = |action: &str| {
         let out = sluice(&["ctl", "--control", &ctl, action]);
@@ -326,13 +254,10 @@ fn connect_runs_a_connector_that_ctl_drives() {
         text(&out.stdout)
     };
     let until = |want: &str| {
-        for _ in 0..200 {
-            if run_ctl("state").contains(want) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("never {want}: {}", run_ctl("state"));
+        let reached = wait_for(want, Duration::from_secs(10), || {
+            run_ctl("state").contains(want)
+        });
+        assert!(reached.is_ok(), "never {want}: {}", run_ctl("state"));
     };
     until(r#""state":"disconnected""#);
     assert_eq!(accepted(), 0);
@@ -342,14 +267,9 @@ fn connect_runs_a_connector_that_ctl_drives() {
     until(r#""state":"disconnected""#);
     run_ctl("connect");
     until(r#""state":"connected""#);
-    for _ in 0..200 {
-        if accepted() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _ = wait_for("two tunnels", Duration::from_secs(10), || accepted() == 2);
     assert_eq!(accepted(), 2);
-    assert!(connector.stop().success());
+    assert!(stop(&mut connector).success());
 
     // The control endpoint has no authentication: loopback only.
     let refused = sluice(&[

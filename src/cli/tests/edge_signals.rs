@@ -3,56 +3,33 @@
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_proto::crypto::CipherKind;
 use sluice_proto::handshake::ClientHandshake;
 use sluice_proto::token::{FernetKey, TokenClaims};
 use sluice_proto::version::ProtocolVersion;
+use sluice_testkit::{
+    EdgeReady, LoggedChild, RunDir, Signal, http_get, metric_sum, wait_for_value, write_key_file,
+};
 
-/// Log lines of the child, as they come.
-fn follow(stderr: ChildStderr) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+const WORKERS: usize = 2;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The edge's count of tunnels that completed the handshake, from its admin endpoint.
+fn tunnels_accepted(admin: SocketAddr) -> f64 {
+    let page = http_get(admin, "/metrics", Duration::from_secs(5)).unwrap();
+    metric_sum(&page, "sluice_tunnel_connections_total").unwrap_or_else(|| panic!("{page}"))
 }
 
-fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
-    loop {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no log line with {needle:?}: {e}"),
-        }
-    }
-}
-
-fn field(line: &str, name: &str) -> SocketAddr {
-    let rest = line.split(&format!("{name}=")).nth(1).unwrap();
-    let rest = rest.trim_start_matches('[').trim_start_matches("Some(");
-    rest.split([']', ')', ' ']).next().unwrap().parse().unwrap()
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(rc, 0);
-}
-
-/// Runs a tunnel handshake; true when the edge answered with a challenge and kept the
-/// connection after the answer.
-fn tunnel_accepted(edge: SocketAddr, key: &FernetKey) -> bool {
+/// Runs a tunnel handshake; true when the edge took the tunnel (its count of accepted tunnels
+/// moved), false when it closed the connection instead.
+fn tunnel_accepted(edge: &EdgeReady, key: &FernetKey) -> bool {
+    let admin = edge.admin.expect("an admin endpoint");
+    let before = tunnels_accepted(admin);
     let mut rng = StdRng::seed_from_u64(5);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let claims = TokenClaims {
@@ -65,7 +42,7 @@ fn tunnel_accepted(edge: SocketAddr, key: &FernetKey) -> bool {
         cipher: CipherKind::AesGcmSiv,
     };
     let token = claims.mint(key, now.as_secs(), &mut rng);
-    let mut s = TcpStream::connect(edge).unwrap();
+    let mut s = TcpStream::connect(edge.tunnel_listen[0]).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(token.as_bytes()).unwrap();
     let hs = ClientHandshake::new(
@@ -80,72 +57,85 @@ fn tunnel_accepted(edge: SocketAddr, key: &FernetKey) -> bool {
     }
     let (_, answer) = hs.answer(&challenge, &mut rng).unwrap();
     s.write_all(&answer).unwrap();
-    // Accepted tunnels stay open: nothing comes back within a moment.
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut byte = [0u8; 1];
-    matches!(s.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+    // One of two things happens: the edge counts the tunnel, or it closes the connection.
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    wait_for_value("the edge to take or refuse the tunnel", WAIT, || {
+        if tunnels_accepted(admin) > before {
+            return Some(true);
+        }
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            Ok(0) => Some(false),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(_) => Some(false),
+            // A frame (a PING) on an accepted tunnel: the counter says so next.
+            Ok(_) => None,
+        }
+    })
+    .unwrap()
+}
+
+/// The next log line of the edge containing `needle`.
+fn wait_line(child: &mut LoggedChild, needle: &str) -> String {
+    let what = format!("a log line with {needle:?}");
+    child
+        .next_line(&what, WAIT, |l| l.contains(needle))
+        .unwrap()
 }
 
 #[test]
 fn sighup_reloads_keys_and_sigterm_drains() {
-    let dir = std::env::temp_dir().join(format!("sluice-signals-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let keys = dir.join("fernet.keys");
+    let dir = RunDir::new("sluice-signals-").unwrap();
+    let keys = dir.path().join("fernet.keys");
     let mut rng = StdRng::from_entropy();
     let (old, new) = (FernetKey::generate(&mut rng), FernetKey::generate(&mut rng));
-    std::fs::write(&keys, format!("{}\n", old.to_base64())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "edge",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--handshake-timeout",
-            "1s",
-            "--shutdown-grace",
-            "5s",
-        ])
+    write_key_file(&keys, std::slice::from_ref(&old)).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["edge", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--workers", &WORKERS.to_string()])
+        .args(["--handshake-timeout", "1s", "--shutdown-grace", "5s"])
         .arg("--fernet-keys")
         .arg(&keys)
         .env("SLUICE_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = follow(child.stderr.take().unwrap());
-    let edge = field(&wait_line(&log, "edge started"), "listen");
+        .env("NO_COLOR", "1");
+    let mut child = LoggedChild::spawn(cmd, &dir.path().join("edge.log"), "sluice edge").unwrap();
+    let edge = EdgeReady::wait(&mut child, WAIT).unwrap();
 
-    assert!(tunnel_accepted(edge, &old));
+    assert!(tunnel_accepted(&edge, &old));
     assert!(
-        !tunnel_accepted(edge, &new),
+        !tunnel_accepted(&edge, &new),
         "unknown key before the reload"
     );
 
-    std::fs::write(
-        &keys,
-        format!("# rotated\n{}\n{}\n", new.to_base64(), old.to_base64()),
-    )
-    .unwrap();
-    signal(&child, libc::SIGHUP);
-    wait_line(&log, "Fernet keys reloaded");
-    assert!(tunnel_accepted(edge, &new), "accepted after SIGHUP");
-    assert!(tunnel_accepted(edge, &old), "the old key still verifies");
+    // The new key first (it would mint), the old one still verifying.
+    write_key_file(&keys, &[new.clone(), old.clone()]).unwrap();
+    child.signal(Signal::SIGHUP).unwrap();
+    // Every worker says so: a tunnel may land on any of them.
+    for _ in 0..WORKERS {
+        wait_line(&mut child, "Fernet keys reloaded");
+    }
+    assert!(tunnel_accepted(&edge, &new), "accepted after SIGHUP");
+    assert!(tunnel_accepted(&edge, &old), "the old key still verifies");
 
     // A broken file keeps what works.
     std::fs::write(&keys, "not a key\n").unwrap();
-    signal(&child, libc::SIGHUP);
-    wait_line(&log, "keeping the current keys");
-    assert!(tunnel_accepted(edge, &new));
+    child.signal(Signal::SIGHUP).unwrap();
+    wait_line(&mut child, "keeping the current keys");
+    assert!(tunnel_accepted(&edge, &new));
 
-    signal(&child, libc::SIGTERM);
-    wait_line(&log, "stopped");
-    let status = child.wait().unwrap();
+    child.signal(Signal::SIGTERM).unwrap();
+    wait_line(&mut child, "stopped");
+    let status = child.wait_exit(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert!(
-        TcpStream::connect(edge).is_err(),
+        TcpStream::connect(edge.listen[0]).is_err(),
         "nothing listens any more"
     );
 }

@@ -6,11 +6,14 @@
 
 #![allow(unsafe_code)] // pre_exec and the seccomp syscalls, in the child only; see `block_io_uring`
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_proto::token::FernetKey;
+use sluice_testkit::{EdgeReady, LoggedChild, RunDir, http_get, write_key_file};
+
+const WAIT: Duration = Duration::from_secs(20);
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e;
@@ -54,128 +57,70 @@ fn block_io_uring() -> std::io::Result<()> {
     Ok(())
 }
 
-fn keys_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("keys");
-    std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
-    path
-}
-
-fn edge(io: &str) -> Child {
-    let dir = std::env::temp_dir().join(format!("sluice-fallback-{}-{io}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// The edge with `--io io`, io_uring blocked; `None` (and a skip line) where this machine
+/// cannot install the seccomp filter that blocks it.
+fn edge(io: &str, dir: &RunDir) -> Option<LoggedChild> {
+    let keys = dir.path().join("keys");
+    write_key_file(&keys, &[FernetKey::generate(&mut rand::rngs::OsRng)]).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.args([
-        "edge",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-        "--io",
-        io,
-    ])
-    .arg("--fernet-keys")
-    .arg(keys_file(&dir))
-    .env("SLUICE_LOG", "info")
-    .env("NO_COLOR", "1")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["edge", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--workers", "2", "--io", io])
+        .arg("--fernet-keys")
+        .arg(keys)
+        .env("SLUICE_LOG", "info")
+        .env("NO_COLOR", "1");
     // SAFETY: the closure only makes syscalls (no allocation, no locks) between fork and exec.
     unsafe { cmd.pre_exec(block_io_uring) };
-    cmd.spawn().unwrap()
-}
-
-/// Reads stderr lines until `done` says stop or 20 s pass.
-fn lines_until(child: &mut Child, mut done: impl FnMut(&str) -> bool) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let end = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    while Instant::now() < end {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        let clean = strip_ansi(&line);
-        let stop = done(&clean);
-        out.push(clean);
-        if stop {
-            break;
+    match LoggedChild::spawn(cmd, &dir.path().join("edge.log"), "sluice edge") {
+        Ok(child) => Some(child),
+        Err(e) => {
+            eprintln!("skipped: cannot block io_uring with seccomp here ({e})");
+            None
         }
     }
-    child.stderr = Some(reader.into_inner());
-    out
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[test]
 fn blocked_io_uring_falls_back_to_epoll_with_one_line() {
-    let mut child = edge("auto");
-    let lines = lines_until(&mut child, |l| l.contains("edge started"));
-    let started = lines
-        .iter()
-        .find(|l| l.contains("edge started"))
-        .expect("the edge started");
-    let fallback: Vec<_> = lines
-        .iter()
+    let dir = RunDir::new("sluice-fallback-").unwrap();
+    let Some(mut child) = edge("auto", &dir) else {
+        return;
+    };
+    let ready = EdgeReady::wait(&mut child, WAIT).unwrap();
+    // The warning comes before the edge is ready.
+    let log = child.log();
+    let fallback: Vec<_> = log
+        .lines()
         .filter(|l| l.contains("io_uring unavailable"))
         .collect();
     assert_eq!(
         fallback.len(),
         1,
-        "one line for the whole edge, not one per worker: {lines:#?}"
+        "one line for the whole edge, not one per worker: {log}"
     );
     assert!(
         fallback[0].contains("seccomp"),
         "it says what to look at: {}",
         fallback[0]
     );
-    assert!(started.contains("driver=\"epoll\""), "{started}");
+    assert_eq!(ready.driver, "epoll", "{ready:?}");
     // The metrics say the same.
-    let admin: std::net::SocketAddr = started
-        .split("admin=Some(")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut s = TcpStream::connect(admin).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut metrics = String::new();
-    s.read_to_string(&mut metrics).unwrap();
+    let admin = ready.admin.expect("an admin endpoint");
+    let metrics = http_get(admin, "/metrics", WAIT).unwrap();
     assert!(
         metrics.contains("sluice_io_driver{worker=\"1\",driver=\"epoll\"} 1"),
         "{metrics}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
 fn io_uring_only_refuses_to_start_without_it() {
-    let mut child = edge("io-uring");
-    let lines = lines_until(&mut child, |_| false);
-    let status = child.wait().unwrap();
+    let dir = RunDir::new("sluice-fallback-").unwrap();
+    let Some(mut child) = edge("io-uring", &dir) else {
+        return;
+    };
+    let status = child.wait_exit(WAIT).unwrap();
     assert!(!status.success());
-    let all = lines.join("");
+    let all = child.log();
     assert!(all.contains("io_uring is unavailable"), "{all}");
 }
