@@ -5,31 +5,21 @@
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice_edge::EdgeConfig;
 use sluice_proto::token::FernetKey;
+use sluice_testkit::{LoggedChild, RunDir, write_key_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice-loadgen");
 
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `tunnels` and waits for its READY line.
-fn tunnels(edge: SocketAddr, admin: SocketAddr, keys: &Path, extra: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
-        .arg("tunnels")
+/// Starts `tunnels` and waits for its READY line; the child is stopped on drop.
+fn tunnels(edge: SocketAddr, admin: SocketAddr, keys: &Path, extra: &[&str]) -> LoggedChild {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("tunnels")
         .args([
             "--peer-edge",
             &edge.to_string(),
@@ -39,21 +29,15 @@ fn tunnels(edge: SocketAddr, admin: SocketAddr, keys: &Path, extra: &[&str]) -> 
         .arg("--fernet-keys")
         .arg(keys)
         .args(["--duration", "120", "--threads", "1"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tunnels starts");
-    let out = child.stdout.take().expect("piped");
-    let running = Running(child);
-    let line = BufReader::new(out)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("utf-8");
-    assert!(line.starts_with("READY"), "{line}");
+        .args(extra);
+    let mut child = LoggedChild::start(cmd, "loadgen-tunnels").expect("tunnels starts");
+    let line = child
+        .next_line("the READY line", Duration::from_secs(60), |l| {
+            l.starts_with("READY")
+        })
+        .expect("a READY line");
     assert!(!line.starts_with("READY 0/"), "{line}");
-    running
+    child
 }
 
 /// Runs a scenario with `--json` and returns its report.
@@ -82,13 +66,12 @@ fn fig(r: &serde_json::Value, k: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {k} in {r}"))
 }
 
-/// A two-worker edge with an admin address, and a temporary folder holding its key file
+/// A two-worker edge with an admin address, and a run folder holding its key file
 /// (`keys.txt`).
-fn in_process_edge() -> (sluice_edge::EdgeHandle, tempfile::TempDir) {
+fn in_process_edge() -> (sluice_edge::EdgeHandle, RunDir) {
     let key = FernetKey::generate(&mut StdRng::from_entropy());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let keys = dir.path().join("keys.txt");
-    std::fs::write(&keys, format!("{}\n", key.to_base64())).expect("key file");
+    let dir = RunDir::new("sluice-loadgen-").expect("run dir");
+    write_key_file(&dir.path().join("keys.txt"), std::slice::from_ref(&key)).expect("key file");
     let mut config = EdgeConfig::for_keys(vec![key]);
     config.workers = 2;
     config.admin = Some("127.0.0.1:0".parse().expect("addr"));
