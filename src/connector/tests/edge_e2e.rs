@@ -580,7 +580,23 @@ async fn never_reuses_an_aes_gcm_key_on_a_second_connection() {
         .await
         .expect("refuses the used key");
     assert!(format!("{waiting:?}").contains("aes-gcm"), "{waiting:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // It has had another chance to dial with the used key, and refused again.
+    let State::BackingOff { attempt, .. } = waiting else {
+        unreachable!()
+    };
+    handle
+        .wait_until(Duration::from_secs(20), |s| {
+            matches!(
+                s,
+                State::BackingOff {
+                    error: sluice_connector::Error::Credentials(_),
+                    attempt: later,
+                    ..
+                } if *later > attempt
+            )
+        })
+        .await
+        .expect("refuses the used key again");
     assert_eq!(
         second.metrics().total(|w| w
             .tunnels_accepted

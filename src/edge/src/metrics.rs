@@ -150,6 +150,14 @@ pub struct WorkerMetrics {
     pub pause_overshoot_max: AtomicU64,
     /// Times a quiet tunnel gave its read buffer's memory back.
     pub tunnel_buffers_shed: AtomicU64,
+    /// PAUSE frames sent to tunnels (a channel's browser fell behind).
+    pub pauses_sent: AtomicU64,
+    /// Sockets this worker accepts connections on now; 0 once a drain has begun and every
+    /// accept loop has let go of its socket.
+    pub listeners: AtomicI64,
+    /// Reads made while classifying new connections (PROXY header, then hello or token): a
+    /// hello trickled in one-byte writes costs one each.
+    pub preamble_reads: AtomicU64,
     refusals: [AtomicU64; 16],
     handshake_failures: [AtomicU64; 6],
     tunnel_ends: [AtomicU64; TunnelEnd::ALL.len()],
@@ -171,6 +179,9 @@ impl Default for WorkerMetrics {
             queued_to_browsers: AtomicI64::new(0),
             pause_overshoot_max: AtomicU64::new(0),
             tunnel_buffers_shed: AtomicU64::new(0),
+            pauses_sent: AtomicU64::new(0),
+            listeners: AtomicI64::new(0),
+            preamble_reads: AtomicU64::new(0),
             refusals: Default::default(),
             handshake_failures: Default::default(),
             tunnel_ends: Default::default(),
@@ -334,6 +345,12 @@ impl Metrics {
             }),
         );
         family(
+            "sluice_listeners",
+            "gauge",
+            "Sockets each worker accepts connections on (0 once a drain has begun).",
+            &mut per(&|w| gload(&w.listeners).to_string()).into_iter(),
+        );
+        family(
             "sluice_tunnels",
             "gauge",
             "Tunnels connected.",
@@ -362,6 +379,18 @@ impl Metrics {
             "counter",
             "Times a quiet tunnel gave its read buffer's memory back.",
             &mut per(&|w| load(&w.tunnel_buffers_shed).to_string()).into_iter(),
+        );
+        family(
+            "sluice_pauses_sent_total",
+            "counter",
+            "PAUSE frames sent to tunnels because a browser fell behind.",
+            &mut per(&|w| load(&w.pauses_sent).to_string()).into_iter(),
+        );
+        family(
+            "sluice_preamble_reads_total",
+            "counter",
+            "Reads made while classifying new connections (PROXY header, hello or token).",
+            &mut per(&|w| load(&w.preamble_reads).to_string()).into_iter(),
         );
         family(
             "sluice_browser_connections_total",

@@ -144,8 +144,31 @@ fn browsers_that_never_read_do_not_hold_up_their_tunnel() {
                     b
                 })
                 .collect();
-            // Give them time to fill whatever they can fill.
-            std::thread::sleep(Duration::from_secs(2));
+            // Wait until they have filled what they can: protocol 2 pauses every one of them
+            // (each takes far more than the socket buffers hold); nothing can pause a
+            // protocol-0 peer, so the tunnel stops reading for the grace, then the browsers
+            // still past their cap are cut.
+            let metrics = edge.metrics();
+            if version == ProtocolVersion::V0 {
+                let cut = || metrics.total(|w| w.channel_ends(ChannelEnd::Overrun));
+                assert!(
+                    wait_for(Duration::from_secs(10), || (cut() > 0).then_some(())).is_some(),
+                    "{io:?}: stalled v0 browsers overrun their cap"
+                );
+            } else {
+                // Each one paused, or cut where the tunnel's own cap was reached first.
+                let held = || {
+                    metrics.total(|w| {
+                        w.pauses_sent.load(Ordering::Relaxed) + w.channel_ends(ChannelEnd::Overrun)
+                    })
+                };
+                let all = stalled.len() as u64;
+                assert!(
+                    wait_for(Duration::from_secs(10), || (held() >= all).then_some(())).is_some(),
+                    "{version} {io:?}: {} of {all} stalled browsers paused or cut",
+                    held()
+                );
+            }
             for round in 0..5 {
                 let got = request(at, b"Ehello", 6);
                 assert!(
@@ -158,14 +181,6 @@ fn browsers_that_never_read_do_not_hold_up_their_tunnel() {
                 queued <= 4 * 1024 * 1024 + 64 * 1024,
                 "{version} {io:?}: the edge holds {queued} bytes for its browsers"
             );
-            if version == ProtocolVersion::V0 {
-                // Nothing can pause a protocol-0 peer: the tunnel stops reading for the grace,
-                // then the browsers still past their cap are cut.
-                let cut = edge
-                    .metrics()
-                    .total(|w| w.channel_ends(ChannelEnd::Overrun));
-                assert!(cut > 0, "{io:?}: stalled v0 browsers overrun their cap");
-            }
             drop(stalled);
         }
     }

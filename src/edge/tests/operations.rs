@@ -304,6 +304,15 @@ fn shutdown_drains_browsers_then_closes_tunnels() {
     b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
     let first = read_n(&mut b, 1024).unwrap();
     assert!(first.iter().enumerate().all(|(i, &x)| x == pattern_byte(i)));
+    let metrics = edge.metrics().clone();
+    let listening = move || {
+        metrics
+            .workers()
+            .iter()
+            .map(|w| w.listeners.load(std::sync::atomic::Ordering::Relaxed))
+            .sum::<i64>()
+    };
+    assert_eq!(listening(), 2, "one socket per worker");
     let stopping = std::thread::spawn(move || {
         let t = Instant::now();
         edge.shutdown();
@@ -311,8 +320,12 @@ fn shutdown_drains_browsers_then_closes_tunnels() {
     });
     // New connections are not served while the download in flight goes on to its end. (Once
     // the listeners close, another test's edge may be given this port: what counts is that
-    // this edge's tunnel never sees the newcomer.)
-    std::thread::sleep(Duration::from_millis(200));
+    // this edge's tunnel never sees the newcomer.) The drain has begun once no worker
+    // accepts any more.
+    assert!(
+        support::wait_for(Duration::from_secs(10), || (listening() == 0).then_some(())).is_some(),
+        "the workers stopped accepting"
+    );
     if let Ok(mut late) = TcpStream::connect(addr) {
         late.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let _ = late.write_all(&hello::client_hello(Some(HOST), 0));

@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use sluice_edge::metrics::Refusal;
@@ -160,6 +161,42 @@ fn malformed_hellos_get_a_decode_error_alert() {
     echo_round_trip(addr, "a.example.test").unwrap();
 }
 
+/// Writes `bytes` one at a time, each once the edge has read the one before (its count of
+/// preamble reads moved), so that no two are ever taken in one read: a hello spread over as
+/// many reads as it has bytes, however the kernel would have coalesced the writes. Stops
+/// when a write fails, or when the edge has refused the connection instead of reading on,
+/// and returns how many were written.
+fn dribble(edge: &sluice_edge::EdgeHandle, b: &mut TcpStream, bytes: &[u8]) -> usize {
+    let reads = || {
+        edge.metrics()
+            .total(|w| w.preamble_reads.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    let refusals = || {
+        edge.metrics()
+            .total(|w| Refusal::ALL.iter().map(|&r| w.refusals(r)).sum())
+    };
+    let refused = refusals();
+    let mut written = 0;
+    for byte in bytes {
+        let before = reads();
+        if b.write_all(std::slice::from_ref(byte)).is_err() {
+            break;
+        }
+        written += 1;
+        let moved = support::wait_for(Duration::from_secs(5), || {
+            (reads() > before || refusals() > refused).then_some(())
+        });
+        assert!(
+            moved.is_some(),
+            "the edge neither read byte {written} nor refused"
+        );
+        if refusals() > refused {
+            break;
+        }
+    }
+    written
+}
+
 #[test]
 fn truncated_dribbled_and_silent_hellos() {
     let (edge, key) = edge(sluice_edge::IoDriver::Auto, 1, |c| {
@@ -183,10 +220,7 @@ fn truncated_dribbled_and_silent_hellos() {
 
     // Dribbled one byte at a time: reassembled, routed, echoed.
     let mut b = browser(addr);
-    for byte in &full {
-        b.write_all(std::slice::from_ref(byte)).unwrap();
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    assert_eq!(dribble(&edge, &mut b, &full), full.len());
     assert_eq!(read_n(&mut b, full.len()).unwrap(), full);
 
     // Split across several TLS records: reassembled too.
@@ -314,14 +348,7 @@ fn a_hello_trickled_in_thousands_of_reads_is_cut_off() {
     let hs = hello::unrecord(&hello::client_hello(Some("a.example.test"), 1900));
     let trickle = hello::records(&hs, 1);
     let mut b = browser(addr);
-    let mut written = 0;
-    for byte in &trickle {
-        if b.write_all(std::slice::from_ref(byte)).is_err() {
-            break;
-        }
-        written += 1;
-        std::thread::sleep(Duration::from_micros(100));
-    }
+    let written = dribble(&edge, &mut b, &trickle);
     assert!(written < trickle.len(), "cut off before the end");
     assert_eq!(refused(&edge, Refusal::HelloTrickled), 1);
     echo_round_trip(addr, "a.example.test").unwrap();

@@ -145,6 +145,7 @@ async fn read_preamble(
         buf.reserve(2048.min(room).max(512));
         let (res, back) = io::read_append(stream, buf).await;
         buf = back;
+        WorkerMetrics::inc(&w.m().preamble_reads);
         match res {
             Ok(0) | Err(_) => return Err(Refused::silent(Refusal::ClosedEarly)),
             Ok(_) => {}

@@ -120,6 +120,8 @@ impl Worker {
         for (kind, std_listener) in listeners {
             match TcpListener::from_std(std_listener) {
                 Ok(l) => {
+                    // Counted here, not in the task, so the gauge is whole before any connection.
+                    WorkerMetrics::gauge(&self.m().listeners, 1);
                     monoio::spawn(accept_loop(self.clone(), l, kind));
                 }
                 Err(e) => warn!(error = %e, "cannot use a listening socket"),
@@ -335,8 +337,15 @@ impl Worker {
 async fn accept_loop(w: Rc<Worker>, listener: TcpListener, kind: ListenerKind) {
     loop {
         let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = w.draining.wait() => return,
+            r = listener.accept() => Some(r),
+            _ = w.draining.wait() => None,
+        };
+        let Some(accepted) = accepted else {
+            // Past this, this loop accepts nothing more: a gauge of 0 tells a drain's observer
+            // that no new connection can be taken.
+            drop(listener);
+            WorkerMetrics::gauge(&w.m().listeners, -1);
+            return;
         };
         match accepted {
             Ok((stream, peer)) => {

@@ -128,6 +128,8 @@ pub(super) struct Tunnel {
     queued: Cell<usize>,
     /// The multiplexer's `pause_overshoot_max` last reported.
     overshoot: Cell<u64>,
+    /// The multiplexer's `pauses_sent` last added to the worker's counter.
+    pauses: Cell<u64>,
     cipher: CipherKind,
     /// The connector's address.
     remote: SocketAddr,
@@ -228,8 +230,16 @@ impl Tunnel {
         let output = mux.wants_output();
         let queued = mux.incoming_queued();
         let overshoot = mux.stats().pause_overshoot_max;
+        let pauses = mux.stats().pauses_sent;
         drop((mux, slots));
         self.report_queued(queued);
+        let new_pauses = pauses.saturating_sub(self.pauses.replace(pauses));
+        if new_pauses > 0 {
+            self.metrics
+                .worker(self.worker)
+                .pauses_sent
+                .fetch_add(new_pauses, std::sync::atomic::Ordering::Relaxed);
+        }
         if overshoot > self.overshoot.get() {
             self.overshoot.set(overshoot);
             self.metrics
@@ -365,6 +375,7 @@ pub(super) async fn accept(
         worker: w.id,
         queued: Cell::new(0),
         overshoot: Cell::new(0),
+        pauses: Cell::new(0),
         cipher: claims.cipher,
         remote: peer,
         since: now,

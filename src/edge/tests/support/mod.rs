@@ -109,9 +109,12 @@ pub fn logging() {
     }
 }
 
-/// Polls `f` every few milliseconds until it returns `Some`, or `within` passes.
+/// Polls `f` until it returns `Some`, or `within` passes: at once, then after 100 µs, backing
+/// off to every 5 ms (a test that waits for the edge to take each of a thousand bytes must not
+/// wait milliseconds for each).
 pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + within;
+    let mut pause = Duration::from_micros(100);
     loop {
         if let Some(v) = f() {
             return Some(v);
@@ -119,7 +122,8 @@ pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option
         if Instant::now() >= end {
             return None;
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
