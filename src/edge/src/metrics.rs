@@ -152,6 +152,8 @@ pub struct WorkerMetrics {
     pub tunnel_buffers_shed: AtomicU64,
     /// PAUSE frames sent to tunnels (a channel's browser fell behind).
     pub pauses_sent: AtomicU64,
+    /// Times an idle tunnel's multiplexer dropped its expanded key schedule and spare capacity.
+    pub tunnels_compacted: AtomicU64,
     /// Sockets this worker accepts connections on now; 0 once a drain has begun and every
     /// accept loop has let go of its socket.
     pub listeners: AtomicI64,
@@ -180,6 +182,7 @@ impl Default for WorkerMetrics {
             pause_overshoot_max: AtomicU64::new(0),
             tunnel_buffers_shed: AtomicU64::new(0),
             pauses_sent: AtomicU64::new(0),
+            tunnels_compacted: AtomicU64::new(0),
             listeners: AtomicI64::new(0),
             preamble_reads: AtomicU64::new(0),
             refusals: Default::default(),
@@ -379,6 +382,12 @@ impl Metrics {
             "counter",
             "Times a quiet tunnel gave its read buffer's memory back.",
             &mut per(&|w| load(&w.tunnel_buffers_shed).to_string()).into_iter(),
+        );
+        family(
+            "sluice_tunnel_compactions_total",
+            "counter",
+            "Times an idle tunnel dropped its expanded key schedule and spare queue capacity.",
+            &mut per(&|w| load(&w.tunnels_compacted).to_string()).into_iter(),
         );
         family(
             "sluice_pauses_sent_total",

@@ -620,14 +620,25 @@ fn an_idle_tunnel_sheds_its_buffers_and_wakes_up_intact() {
                     .load(std::sync::atomic::Ordering::Relaxed)
             })
         };
-        let before = shed();
+        let compacted = || {
+            edge.metrics().total(|w| {
+                w.tunnels_compacted
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+        };
+        let (before, compacted_before) = (shed(), compacted());
         // The edge's quiet second gives the read buffer back (counted); the multiplexer's two
-        // seconds drop its key schedule. Then traffic resumes.
+        // seconds drop its key schedule (counted too). Then traffic resumes.
         assert!(
             support::wait_for(Duration::from_secs(5), || (shed() > before).then_some(())).is_some(),
             "{io:?}: a quiet tunnel kept its read buffer"
         );
-        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            support::wait_for(Duration::from_secs(5), || (compacted() > compacted_before)
+                .then_some(()))
+            .is_some(),
+            "{io:?}: a quiet tunnel kept its key schedule"
+        );
         echo_round_trip(addr, HOST).unwrap_or_else(|e| panic!("{io:?}: {e}"));
         let mut b = browser(addr);
         b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();

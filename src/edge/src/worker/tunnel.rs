@@ -130,6 +130,8 @@ pub(super) struct Tunnel {
     overshoot: Cell<u64>,
     /// The multiplexer's `pauses_sent` last added to the worker's counter.
     pauses: Cell<u64>,
+    /// The multiplexer's `compactions` last added to the worker's counter.
+    compactions: Cell<u64>,
     cipher: CipherKind,
     /// The connector's address.
     remote: SocketAddr,
@@ -230,16 +232,12 @@ impl Tunnel {
         let output = mux.wants_output();
         let queued = mux.incoming_queued();
         let overshoot = mux.stats().pause_overshoot_max;
-        let pauses = mux.stats().pauses_sent;
+        let (pauses, compactions) = (mux.stats().pauses_sent, mux.stats().compactions);
         drop((mux, slots));
         self.report_queued(queued);
-        let new_pauses = pauses.saturating_sub(self.pauses.replace(pauses));
-        if new_pauses > 0 {
-            self.metrics
-                .worker(self.worker)
-                .pauses_sent
-                .fetch_add(new_pauses, std::sync::atomic::Ordering::Relaxed);
-        }
+        let m = self.metrics.worker(self.worker);
+        add_since(&m.pauses_sent, &self.pauses, pauses);
+        add_since(&m.tunnels_compacted, &self.compactions, compactions);
         if overshoot > self.overshoot.get() {
             self.overshoot.set(overshoot);
             self.metrics
@@ -376,6 +374,7 @@ pub(super) async fn accept(
         queued: Cell::new(0),
         overshoot: Cell::new(0),
         pauses: Cell::new(0),
+        compactions: Cell::new(0),
         cipher: claims.cipher,
         remote: peer,
         since: now,
@@ -606,5 +605,13 @@ async fn write_loop(t: Rc<Tunnel>, mut wr: OwnedWriteHalf<TcpStream>) {
             Ok(Err(_)) => return t.end(TunnelEnd::Io),
             Err(_) => return t.end(TunnelEnd::Timeout),
         }
+    }
+}
+
+/// Adds to a worker's `counter` what a multiplexer's count (`now`) gained since `last`.
+fn add_since(counter: &std::sync::atomic::AtomicU64, last: &Cell<u64>, now: u64) {
+    let gained = now.saturating_sub(last.replace(now));
+    if gained > 0 {
+        counter.fetch_add(gained, std::sync::atomic::Ordering::Relaxed);
     }
 }

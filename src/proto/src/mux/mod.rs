@@ -107,6 +107,9 @@ pub struct MuxStats {
     pub pause_overshoot_max: u64,
     /// Times the tunnel stopped reading because a channel (or the tunnel) passed its cap.
     pub stalls: u64,
+    /// Times the tunnel, idle for `compact_after`, dropped its expanded key schedule and spare
+    /// queue capacity by itself ([`Multiplexer::compact`]).
+    pub compactions: u64,
 }
 
 /// A control frame, sent before any channel's data.

@@ -136,6 +136,7 @@ impl<R: Random> Multiplexer<R> {
             .is_some_and(|d| now >= self.timers.last_frame + d)
             && self.cipher.is_expanded()
         {
+            self.stats.compactions += 1;
             self.compact();
         }
         Ok(())

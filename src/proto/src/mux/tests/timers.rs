@@ -125,8 +125,14 @@ fn an_idle_tunnel_compacts_and_wakes_up_intact() {
     let (s, c) = p.open();
     assert!(p.server.mux.cipher.is_expanded() && p.client.mux.cipher.is_expanded());
     // Both sides compact after two quiet seconds (the server's poll_timeout says when).
+    assert_eq!(p.server.mux.stats().compactions, 0);
     p.advance(Duration::from_secs(3));
     assert!(!p.server.mux.cipher.is_expanded() && !p.client.mux.cipher.is_expanded());
+    assert_eq!(
+        p.server.mux.stats().compactions,
+        1,
+        "counted, for the shells' metrics"
+    );
     assert!(p.server.error.is_none() && p.client.error.is_none());
     // Traffic after compaction: the cipher state carried over, nothing is lost.
     p.server
