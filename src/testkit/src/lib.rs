@@ -1,9 +1,12 @@
 //! # sluice-testkit: real SniTun peers, a TLS origin, certificates and curl, on loopback
 //!
-//! Test support for Sluice's edge and connector integration tests. It runs the *real* SniTun
-//! server and client from PyPI (releases 0.40.0 and 0.47.0, each in a cached venv), a real
-//! HTTPS origin (tokio-rustls), throwaway certificates (rcgen) and the real `curl`, all on
-//! 127.0.0.1 with port 0. Every child process runs in its own process group and is killed on
+//! The one home of the fixtures of Sluice's integration tests (edge, connector, CLI, load
+//! generator). It runs the *real* SniTun server and client from PyPI (releases 0.40.0 and
+//! 0.47.0, each in a cached venv), a real origin (HTTPS or plain HTTP, PROXY v2 aware;
+//! tokio-rustls), an echo server, throwaway certificates (rcgen) and the real `curl`, all on
+//! 127.0.0.1 with port 0. It also starts child processes with their logs captured
+//! ([`LoggedChild`]), reads `sluice edge`'s ready line ([`EdgeReady`]), writes key files and
+//! waits, sync or async, always with a bound. Every child process runs in its own process group and is killed on
 //! drop; every wait is bounded; logs land in temporary run folders that are kept when a test
 //! panics.
 //!
