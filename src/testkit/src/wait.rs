@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 
 /// Polls `condition` until it returns `Some`, for at most `timeout`, and returns that value.
 ///
-/// Polls at once, then every 10 ms, backing off to every 100 ms. `what` names the condition in
+/// Polls at once, then after 100 µs, backing off to every 100 ms (a wait for the edge to take
+/// each of a thousand bytes must not cost milliseconds a byte). `what` names the condition in
 /// the timeout error.
 pub fn wait_for_value<T>(
     what: &str,
@@ -14,7 +15,7 @@ pub fn wait_for_value<T>(
     mut condition: impl FnMut() -> Option<T>,
 ) -> Result<T> {
     let start = Instant::now();
-    let mut pause = Duration::from_millis(10);
+    let mut pause = Duration::from_micros(100);
     loop {
         if let Some(value) = condition() {
             return Ok(value);

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_edge::{EdgeConfig, EdgeHandle, IoDriver};
 use sluice_proto::token::FernetKey;
@@ -109,22 +109,9 @@ pub fn logging() {
     }
 }
 
-/// Polls `f` until it returns `Some`, or `within` passes: at once, then after 100 µs, backing
-/// off to every 5 ms (a test that waits for the edge to take each of a thousand bytes must not
-/// wait milliseconds for each).
-pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + within;
-    let mut pause = Duration::from_micros(100);
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
-    }
+/// Polls `f` until it returns `Some`, or `within` passes (the kit's bounded wait).
+pub fn wait_for<T>(within: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    sluice_testkit::wait_for_value("a condition", within, f).ok()
 }
 
 /// Runs a listener thread that hands each connection to `serve`.
@@ -140,17 +127,11 @@ fn serve_with(serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static) -> Sock
     addr
 }
 
-/// An origin that sends back every byte it receives.
+/// An origin that sends back every byte it receives: the kit's echo server, kept for the
+/// rest of the test binary's life, as the tests hand out only its address.
 pub fn echo_server() -> SocketAddr {
-    serve_with(|mut c| {
-        let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = c.read(&mut buf) {
-            if n == 0 || c.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    })
+    let echo = sluice_testkit::EchoServer::start().expect("the echo server starts");
+    Box::leak(Box::new(echo)).addr
 }
 
 /// The byte at position `i` of the download pattern.
