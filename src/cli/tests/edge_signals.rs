@@ -139,3 +139,30 @@ fn sighup_reloads_keys_and_sigterm_drains() {
         "nothing listens any more"
     );
 }
+
+#[test]
+fn the_ready_line_names_every_address_in_dual_port_mode() {
+    let dir = RunDir::new("sluice-ready-").unwrap();
+    let keys = dir.path().join("fernet.keys");
+    write_key_file(&keys, &[FernetKey::generate(&mut StdRng::from_entropy())]).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["edge", "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+        .args(["--peer-listen", "127.0.0.1:0", "--workers", "1"])
+        .arg("--fernet-keys")
+        .arg(&keys);
+    let mut child = LoggedChild::spawn(cmd, &dir.path().join("edge.log"), "sluice edge").unwrap();
+    let ready = EdgeReady::wait(&mut child, WAIT).unwrap();
+    assert_eq!(ready.listen.len(), 2, "{ready:?}");
+    assert_eq!(ready.tunnel_listen.len(), 1, "{ready:?}");
+    assert!(!ready.listen.contains(&ready.tunnel_listen[0]), "{ready:?}");
+    assert_eq!((ready.admin, ready.workers), (None, 1), "{ready:?}");
+    assert!(
+        ["io_uring", "epoll"].contains(&ready.driver.as_str()),
+        "{ready:?}"
+    );
+    for addr in ready.listen.iter().chain(&ready.tunnel_listen) {
+        assert!(TcpStream::connect(addr).is_ok(), "{addr} listens");
+    }
+    child.signal(Signal::SIGTERM).unwrap();
+    assert!(child.wait_exit(WAIT).unwrap().success());
+}
