@@ -92,12 +92,12 @@ fn case(
         );
     }
     if let Some(mib) = big_mib {
-        let out = tempfile::NamedTempFile::new().unwrap();
+        let dir = sluice_testkit::RunDir::new("sluice-edge-big-").unwrap();
         let r = Curl::get(format!("https://{HOST}:{}/big/{mib}", public.port()))
             .resolve(HOST, public.port(), Ipv4Addr::LOCALHOST.into())
             .cacert(ca.ca_pem_path())
             .limit_rate("8M")
-            .output_file(out.path())
+            .output_file(dir.path().join("big.bin"))
             .max_time(120)
             .run()
             .unwrap();
