@@ -17,6 +17,10 @@
 //! - `SLUICE_TESTKIT_KEEP`: keep every run folder (logs, configs, certificates), not only
 //!   those of failing tests.
 //!
+//! Beside them, [`tunnel_peer`] is a tunnel client of ours for the edge's tests: the real
+//! handshake and multiplexer on a thread with std sockets, one of the two loops around
+//! `sluice_proto::mux::shell::ClientShell`.
+//!
 //! The Python side is two small scripts of ours in `peers/` (`server.py`, `client.py`) that
 //! drive the unmodified PyPI releases; see their module docs for the lines they print.
 //!
