@@ -4,12 +4,12 @@
 //! server session (TLS mode).
 //!
 //! One task per tunnel owns the socket and the multiplexer and never blocks on a channel. It
-//! is the single-loop client shell of [`sluice_proto::mux::shell`] (the test peer in
-//! `sluice-testkit` is the other):
+//! is one of the two loops around [`ClientShell`] (the test peer in `sluice-testkit` is the
+//! other); what is left here is tokio's wait, reads and writes:
 //!
 //! ```text
-//! loop: dispatch → serve_channels (requests in, answers out while can_send)
-//!       → poll_transmit → wait(readable | writable | timer)
+//! loop: turn (dispatch → serve_channels: requests in, answers out while can_send
+//!             → poll_transmit) → wait(readable | writable | timer)
 //! ```
 //!
 //! Answers are slices of a static pattern ([`crate::wire::PATTERN`]), handed to the
@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rustls::ServerConnection;
 use std::cell::{Cell, RefCell};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,10 +31,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use sluice_proto::handshake::{ClientHandshake, Session};
-use sluice_proto::mux::shell::{
-    Endpoint, EndpointError, Inbox, Produced, Served, Slots, WriteCursor, dispatch, serve_channels,
-};
-use sluice_proto::mux::{Multiplexer, MuxConfig, Transmit};
+use sluice_proto::mux::shell::{ClientShell, Endpoint, EndpointError, Produced, Served};
+use sluice_proto::mux::{Multiplexer, MuxConfig};
 
 use crate::creds::Creds;
 use crate::wire::Responder;
@@ -198,11 +196,8 @@ pub async fn serve(
         outgoing_low: 256 * 1024,
         ..MuxConfig::client()
     };
-    let mut mux = Multiplexer::new(session, config, StdRng::from_entropy(), Instant::now());
-    let mut inbox = Inbox::new();
-    let mut chans: Slots<Served<Chan>> = Slots::new();
-    let mut tx = Transmit::new();
-    let mut out = WriteCursor::default();
+    let mux = Multiplexer::new(session, config, StdRng::from_entropy(), Instant::now());
+    let mut shell: ClientShell<StdRng, Chan> = ClientShell::new(mux, WRITE_BATCH);
     let far = tokio::time::Instant::now() + Duration::from_secs(365 * 86400);
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
@@ -224,42 +219,21 @@ pub async fn serve(
         if stop.set.get() {
             break "stopped".to_string();
         }
-        let now = Instant::now();
-        // Requests in, answers out; then whatever that changed (a stall may have ended).
-        if dispatch(&mut mux, &mut chans, open)
-            && let Err(e) = inbox.feed(&mut mux, now)
-        {
-            break format!("protocol: {e}");
-        }
-        serve_channels(&mut mux, &mut chans, now);
-        if dispatch(&mut mux, &mut chans, open) {
-            if let Err(e) = inbox.feed(&mut mux, now) {
-                break format!("protocol: {e}");
-            }
-            continue;
-        }
-        // Frames.
-        if out.is_empty() && mux.wants_output() {
-            if let Err(e) = mux.poll_transmit(&mut tx, WRITE_BATCH, now) {
-                break format!("transmit: {e}");
-            }
-            out.extend(tx.take_segments());
-            // Handing frames over may have made room (can_send): answers first, then the
-            // write.
-            if !out.is_empty() {
-                continue;
-            }
+        match shell.turn(Instant::now(), open) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => break format!("protocol: {e}"),
         }
         // Timer.
-        let next = mux.poll_timeout();
+        let next = shell.mux.poll_timeout();
         if next != armed {
             armed = next;
             let at = next.map_or(far, tokio::time::Instant::from_std);
             sleep.as_mut().reset(at);
         }
         // Wait.
-        let want_read = inbox.should_read(&mux);
-        let want_write = !out.is_empty();
+        let want_read = shell.should_read();
+        let want_write = !shell.out.is_empty();
         let interest = match (want_read, want_write) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
             (true, false) => Some(Interest::READABLE),
@@ -270,7 +244,7 @@ pub async fn serve(
             biased;
             r = ready_or_never(&stream, interest) => r,
             _ = &mut sleep => {
-                if let Err(e) = mux.handle_timeout(Instant::now()) {
+                if let Err(e) = shell.mux.handle_timeout(Instant::now()) {
                     break format!("timer: {e}");
                 }
                 armed = None;
@@ -282,18 +256,17 @@ pub async fn serve(
             Ok(r) => r,
             Err(e) => break format!("tunnel: {e}"),
         };
-        if ready.is_writable() && !out.is_empty() {
-            match write_segments(&stream, &mut out) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => break format!("tunnel write: {e}"),
-            }
+        if ready.is_writable()
+            && let Err(e) = shell.out.write_with(|s| stream.try_write_vectored(s))
+        {
+            break format!("tunnel write: {e}");
         }
         if ready.is_readable() || ready.is_read_closed() {
             let mut eof = false;
             for _ in 0..READS_PER_TURN {
-                inbox.buf_mut().reserve(READ_CHUNK);
-                match stream.try_read_buf(inbox.buf_mut()) {
+                let buf = shell.inbox.buf_mut();
+                buf.reserve(READ_CHUNK);
+                match stream.try_read_buf(buf) {
                     Ok(0) => {
                         eof = true;
                         break;
@@ -307,7 +280,7 @@ pub async fn serve(
                     Err(e) => break 'outer format!("tunnel read: {e}"),
                 }
             }
-            if let Err(e) = inbox.feed(&mut mux, Instant::now()) {
+            if let Err(e) = shell.feed(Instant::now()) {
                 break format!("protocol: {e}");
             }
             if eof {
@@ -324,20 +297,6 @@ async fn ready_or_never(s: &TcpStream, interest: Option<Interest>) -> io::Result
         Some(i) => s.ready(i).await,
         None => std::future::pending().await,
     }
-}
-
-/// Vectored writes until the socket would block or everything is out.
-fn write_segments(s: &TcpStream, out: &mut WriteCursor) -> io::Result<()> {
-    while !out.is_empty() {
-        let mut slices = [IoSlice::new(&[]); 64];
-        let k = out.slices(&mut slices);
-        let n = s.try_write_vectored(&slices[..k])?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        out.advance(n);
-    }
-    Ok(())
 }
 
 /// A thread's tunnels, for callers that start and stop them.

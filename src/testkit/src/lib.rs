@@ -6,7 +6,7 @@
 //! tokio-rustls), an echo server, throwaway certificates (rcgen) and the real `curl`, all on
 //! 127.0.0.1 with port 0. It also starts child processes with their logs captured
 //! ([`LoggedChild`]), reads `sluice edge`'s ready line ([`EdgeReady`]), writes key files and
-//! waits, sync or async, always with a bound. Every child process runs in its own process group and is killed on
+//! waits, sync or async. Every child process runs in its own process group and is killed on
 //! drop; every wait is bounded; logs land in temporary run folders that are kept when a test
 //! panics.
 //!
@@ -19,6 +19,10 @@
 //! - `PEER040_PYTHON`, `PEER047_PYTHON`: the interpreter to build each venv with;
 //! - `SLUICE_TESTKIT_KEEP`: keep every run folder (logs, configs, certificates), not only
 //!   those of failing tests.
+//!
+//! Beside them, [`tunnel_peer`] is a tunnel client of ours for the edge's tests: the real
+//! handshake and multiplexer on a thread with std sockets, one of the two loops around
+//! `sluice_proto::mux::shell::ClientShell`.
 //!
 //! The Python side is two small scripts of ours in `peers/` (`server.py`, `client.py`) that
 //! drive the unmodified PyPI releases; see their module docs for the lines they print.

@@ -2,7 +2,10 @@
 
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
+
+/// Slices handed to one vectored write (under every platform's `IOV_MAX`).
+const WRITE_SLICES: usize = 64;
 
 /// Segments to write in order (a [`crate::mux::Transmit`]'s, or a [`super::Batch`]'s), and how
 /// far the writes have got. A vectored write may take any prefix: [`Self::advance`] by what it
@@ -61,6 +64,33 @@ impl WriteCursor {
             n += 1;
         }
         n
+    }
+
+    /// Writes what is left with `write` (a non-blocking vectored write) until it is all out
+    /// or the writer would block (`WouldBlock`, `Interrupted`: not an error, write again when
+    /// the socket is writable). A writer that takes nothing fails with `WriteZero`.
+    pub fn write_with(
+        &mut self,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        while !self.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let k = self.slices(&mut slices);
+            match write(&slices[..k]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.advance(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Records that a write took the next `n` bytes (more than is left counts as all of it).

@@ -47,6 +47,8 @@ pub struct Served<E> {
     closing: bool,
     /// The multiplexer killed the channel (what was queued is gone): drop the end at once.
     aborted: Cell<bool>,
+    /// The last turn found the end with nothing to send while the tunnel would take it.
+    dry: bool,
 }
 
 impl<E> Served<E> {
@@ -57,7 +59,22 @@ impl<E> Served<E> {
             pending: WriteCursor::default(),
             closing: false,
             aborted: Cell::new(false),
+            dry: false,
         }
+    }
+
+    /// Whether the last turn left bytes that the end would not take. A shell whose ends are
+    /// sockets waits for this one to be writable.
+    pub fn waits_to_deliver(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Whether the last turn found the end with nothing to send while the tunnel would have
+    /// taken it. A shell whose ends are sockets waits for this one to be readable; while the
+    /// tunnel takes nothing (`can_send` is false) it need not, since an
+    /// [`crate::mux::Event::Writable`] comes through the loop first.
+    pub fn waits_to_produce(&self) -> bool {
+        self.dry
     }
 }
 
@@ -104,6 +121,7 @@ fn serve_one<R: Random, E: Endpoint>(
     now: Instant,
     moved: &mut bool,
 ) -> Result<bool, EndpointError> {
+    s.dry = false;
     if s.aborted.get() {
         return Ok(false);
     }
@@ -141,7 +159,10 @@ fn serve_one<R: Random, E: Endpoint>(
                 // A closed channel refuses it; the next turn sees `Closed`.
                 let _ = mux.send(h, b, now);
             }
-            Produced::Nothing => break,
+            Produced::Nothing => {
+                s.dry = true;
+                break;
+            }
             Produced::End => return Ok(false),
         }
     }

@@ -17,14 +17,20 @@
 //!   the buffer is fed before the socket is read again.
 //! - [`recv_batch`]: what is queued for one channel's sink, up to a batch, for one vectored
 //!   write; the shell reports it `consumed` once written.
-//! - [`WriteCursor`]: segments written in order across partial vectored writes.
+//! - [`WriteCursor`]: segments written in order across partial vectored writes
+//!   ([`WriteCursor::write_with`] for shells whose writes borrow slices).
 //! - [`Endpoint`] and [`serve_channels`]: for shells that serve every channel from one loop
-//!   with synchronous, non-blocking local ends (the load generator, the test peer).
+//!   with synchronous, non-blocking local ends.
+//! - [`ClientShell`]: the one client shell of that kind, all but its socket and its wait
+//!   (`turn`: dispatch, serve the channels, dispatch, frames). The load generator's tunnels
+//!   (tokio, built-in origins) and the test tunnel peer in `sluice-testkit` (a thread, std
+//!   sockets, poll(2), local ends that are sockets too) are its two loops.
 //!
-//! What it does not do: wait, read or write sockets, spawn tasks, or choose a runtime. monoio's
+//! What it does not do: wait, open sockets, spawn tasks, or choose a runtime. monoio's
 //! owned buffers and tokio's borrowed ones each keep their own loop around these pieces.
 
 mod batch;
+mod client;
 mod cursor;
 mod dispatch;
 mod endpoint;
@@ -34,6 +40,7 @@ mod slots;
 mod tests;
 
 pub use batch::{Batch, recv_batch};
+pub use client::ClientShell;
 pub use cursor::WriteCursor;
 pub use dispatch::{Waiters, dispatch, end_all};
 pub use endpoint::{Endpoint, EndpointError, Produced, Served, serve_channels};

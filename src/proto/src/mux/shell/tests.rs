@@ -396,3 +396,132 @@ fn serve_channels_moves_both_ways_and_one_failing_end_costs_only_its_channel() {
     }
     assert!(slots.is_empty(), "a finished end is dropped");
 }
+
+#[test]
+fn write_with_stops_where_the_writer_would_block_and_resumes_there() {
+    let mut c = WriteCursor::new(vec![
+        Bytes::from_static(b"abc"),
+        Bytes::from_static(b"defgh"),
+    ]);
+    let mut written = Vec::new();
+    let mut calls = 0;
+    // Takes 3 bytes, then would block, every other call.
+    let mut writer = |s: &[IoSlice<'_>]| {
+        calls += 1;
+        if calls % 2 == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let all: Vec<u8> = s.iter().flat_map(|x| x.iter().copied()).collect();
+        let n = all.len().min(3);
+        written.extend_from_slice(&all[..n]);
+        Ok(n)
+    };
+    for _ in 0..10 {
+        if c.is_empty() {
+            break;
+        }
+        c.write_with(&mut writer).unwrap();
+    }
+    assert!(c.is_empty());
+    assert_eq!(written, b"abcdefgh");
+    let mut c = WriteCursor::new(vec![Bytes::from_static(b"x")]);
+    let e = c.write_with(|_| Ok(0)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WriteZero);
+    assert_eq!(c.len(), 1, "nothing was taken");
+}
+
+/// A local end that takes at most `budget` bytes until the test gives it more, and sends
+/// back what it took, upper-cased.
+#[derive(Debug, Default)]
+struct Slow {
+    budget: usize,
+    echo: Vec<u8>,
+}
+
+impl Endpoint for Slow {
+    fn deliver(&mut self, data: &[u8]) -> Result<usize, EndpointError> {
+        let n = data.len().min(self.budget);
+        self.budget -= n;
+        self.echo
+            .extend(data[..n].iter().map(u8::to_ascii_uppercase));
+        Ok(n)
+    }
+    fn produce(&mut self) -> Result<Produced, EndpointError> {
+        if self.echo.is_empty() {
+            return Ok(Produced::Nothing);
+        }
+        Ok(Produced::Data(std::mem::take(&mut self.echo).into()))
+    }
+    fn finish(&mut self) -> bool {
+        true
+    }
+}
+
+/// The client shell against a protocol-0 server (which cannot be paused): a slow end stalls
+/// the tunnel, what the stall left waits while the "socket" is not read, and the turn that
+/// ends the stall feeds it. Every byte comes back, in order; the end says what it waits on.
+#[test]
+fn a_client_shell_serves_a_slow_end_through_a_stall_without_losing_a_byte() {
+    let Link {
+        mut server,
+        client,
+        now,
+    } = Link::new(ProtocolVersion::V0);
+    let h = server.open_channel(CALLER, now).unwrap();
+    let total = 600 * 1024;
+    let data: Vec<u8> = (0..total).map(|i| b'a' + (i % 26) as u8).collect();
+    for chunk in data.chunks(16 * 1024) {
+        server.send(h, Bytes::copy_from_slice(chunk), now).unwrap();
+    }
+    // The tunnel socket, edge to client.
+    let mut socket = wire(&mut server, now);
+    let mut shell: ClientShell<StdRng, Slow> = ClientShell::new(client, 64 * 1024);
+    let open = |_, _| Some(Served::new(Slow::default()));
+    let (mut echoed, mut held, mut waited_to_deliver) = (Vec::new(), false, false);
+    for _ in 0..10_000 {
+        for _ in 0..10 {
+            if !shell.turn(now, open).unwrap() {
+                break;
+            }
+        }
+        for (_, s) in shell.chans.iter_mut() {
+            waited_to_deliver |= s.waits_to_deliver() && s.end.budget == 0;
+            s.end.budget = 8 * 1024;
+        }
+        held |= shell.inbox.held();
+        if shell.should_read() && !socket.is_empty() {
+            let n = socket.len().min(32 * 1024);
+            shell.inbox.buf_mut().extend_from_slice(&socket.split_to(n));
+            shell.feed(now).unwrap();
+        }
+        let mut up = BytesMut::new();
+        shell
+            .out
+            .write_with(|s| {
+                s.iter().for_each(|x| up.extend_from_slice(x));
+                Ok(s.iter().map(|x| x.len()).sum())
+            })
+            .unwrap();
+        server.handle_input(&mut up, now).unwrap();
+        let b = recv_batch(&mut server, h, usize::MAX, 256);
+        server.consumed(h, b.bytes);
+        echoed.extend(b.segments.concat());
+        socket.extend_from_slice(&wire(&mut server, now));
+        if echoed.len() == total {
+            break;
+        }
+    }
+    assert!(
+        held,
+        "the 256 KiB cap stalled the tunnel with bytes in the buffer"
+    );
+    assert!(
+        waited_to_deliver,
+        "the end said it had bytes it could not take"
+    );
+    assert_eq!(echoed.len(), total);
+    assert!(echoed == data.to_ascii_uppercase(), "every byte, in order");
+    let (_, s) = shell.chans.iter().next().unwrap();
+    assert!(s.waits_to_produce(), "an end with nothing to send says so");
+    assert!(!shell.turn(now, open).unwrap(), "nothing left to do");
+}
