@@ -2,7 +2,7 @@
 
 use crate::events::RouteEvent;
 use crate::memory::Trimmer;
-use sluice_proto::Hostname;
+use sluice_proto::{EdgeId, Hostname};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
@@ -254,6 +254,37 @@ impl EdgeHandle {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             a.recv_timeout(left).unwrap_or(false)
         })
+    }
+
+    /// Routes `names` to another edge, `edge`, as of directory revision `rev`: every worker
+    /// installs them in its copy of the directory when it next reads its inbox (watch
+    /// [`Metrics`]' route counts to see them land). A name held by a tunnel on this edge
+    /// stays with that tunnel; a name whose remote route has a newer revision is left alone;
+    /// new names beyond [`MAX_REMOTE_ROUTES`](crate::routes::MAX_REMOTE_ROUTES) are refused
+    /// and counted (`sluice_remote_routes_refused_total`).
+    pub fn install_remote(&self, names: &[Hostname], edge: &EdgeId, rev: u64) {
+        let names: Arc<[Hostname]> = names.into();
+        for s in &self.senders {
+            let _ = s.send(Message::RemoteInstall {
+                names: names.clone(),
+                edge: edge.clone(),
+                rev,
+            });
+        }
+    }
+
+    /// Removes the remote routes of `names` that are `edge`'s and were installed at `rev` or
+    /// before (whatever `edge` holds when `rev` is `None`), so a removal that arrives after
+    /// a newer install leaves the newer route in place.
+    pub fn remove_remote(&self, names: &[Hostname], edge: &EdgeId, rev: Option<u64>) {
+        let names: Arc<[Hostname]> = names.into();
+        for s in &self.senders {
+            let _ = s.send(Message::RemoteRemove {
+                names: names.clone(),
+                edge: edge.clone(),
+                rev,
+            });
+        }
     }
 
     /// Replaces the Fernet keys on every worker (tunnels already connected stay).

@@ -30,6 +30,8 @@ labelled! {
     Refusal {
         /// SNI names no connected tunnel.
         UnknownHost = "unknown_host",
+        /// SNI names a route on another edge, and edges do not forward to each other yet.
+        RemoteRoute = "remote_route",
         /// A ClientHello without SNI.
         NoSni = "no_sni",
         /// Neither TLS nor a tunnel token.
@@ -150,7 +152,13 @@ pub struct WorkerMetrics {
     pub pause_overshoot_max: AtomicU64,
     /// Times a quiet tunnel gave its read buffer's memory back.
     pub tunnel_buffers_shed: AtomicU64,
-    refusals: [AtomicU64; 16],
+    /// Names in this worker's directory served by this edge's tunnels.
+    routes_local: AtomicU64,
+    /// Names in this worker's directory served by other edges.
+    routes_remote: AtomicU64,
+    /// Remote routes refused for being over `MAX_REMOTE_ROUTES`.
+    pub remote_routes_refused: AtomicU64,
+    refusals: [AtomicU64; Refusal::ALL.len()],
     handshake_failures: [AtomicU64; 6],
     tunnel_ends: [AtomicU64; TunnelEnd::ALL.len()],
     channel_ends: [AtomicU64; 7],
@@ -171,6 +179,9 @@ impl Default for WorkerMetrics {
             queued_to_browsers: AtomicI64::new(0),
             pause_overshoot_max: AtomicU64::new(0),
             tunnel_buffers_shed: AtomicU64::new(0),
+            routes_local: AtomicU64::new(0),
+            routes_remote: AtomicU64::new(0),
+            remote_routes_refused: AtomicU64::new(0),
             refusals: Default::default(),
             handshake_failures: Default::default(),
             tunnel_ends: Default::default(),
@@ -180,7 +191,7 @@ impl Default for WorkerMetrics {
 }
 
 const _: () = assert!(
-    Refusal::ALL.len() == 16
+    Refusal::ALL.len() == 17
         && HandshakeFailure::ALL.len() == 6
         && TunnelEnd::ALL.len() == 8
         && ChannelEnd::ALL.len() == 7
@@ -245,6 +256,19 @@ impl WorkerMetrics {
     /// Tunnel ends so far for a reason.
     pub fn tunnel_ends(&self, why: TunnelEnd) -> u64 {
         self.tunnel_ends[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_routes(&self, local: usize, remote: usize) {
+        self.routes_local.store(local as u64, Ordering::Relaxed);
+        self.routes_remote.store(remote as u64, Ordering::Relaxed);
+    }
+
+    /// The names in this worker's directory: (served here, served by other edges).
+    pub fn routes(&self) -> (u64, u64) {
+        (
+            self.routes_local.load(Ordering::Relaxed),
+            self.routes_remote.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn set_driver(&self, d: Driver) {
@@ -344,6 +368,27 @@ impl Metrics {
             "gauge",
             "Browser connections proxied into tunnels now.",
             &mut per(&|w| gload(&w.channels).to_string()).into_iter(),
+        );
+        family(
+            "sluice_routes",
+            "gauge",
+            "Names in each worker's directory, served by this edge (local) or another (remote).",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                let (local, remote) = w.routes();
+                [
+                    (format!("worker=\"{i}\",kind=\"local\""), local.to_string()),
+                    (
+                        format!("worker=\"{i}\",kind=\"remote\""),
+                        remote.to_string(),
+                    ),
+                ]
+            }),
+        );
+        family(
+            "sluice_remote_routes_refused_total",
+            "counter",
+            "Remote routes refused for being over the per-worker cap.",
+            &mut per(&|w| load(&w.remote_routes_refused).to_string()).into_iter(),
         );
         family(
             "sluice_queued_to_browsers_bytes",

@@ -48,6 +48,19 @@ fn the_admin_endpoint_serves_metrics_and_health() {
     b.write_all(&hello::client_hello(Some("nobody.example.test"), 0))
         .unwrap();
     let _ = read_to_end(&mut b);
+    let names: Vec<sluice_proto::Hostname> = ["r1.example.test", "r2.example.test"]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    edge.install_remote(&names, &"eu-2".parse().unwrap(), 1);
+    let landed = || {
+        edge.metrics()
+            .workers()
+            .iter()
+            .all(|w| w.routes() == (1, 2))
+            .then_some(())
+    };
+    assert!(support::wait_for(Duration::from_secs(5), landed).is_some());
 
     assert!(http_get(admin, "/healthz").ends_with("\r\n\r\nok\n"));
     let metrics = http_get(admin, "/metrics");
@@ -66,6 +79,9 @@ fn the_admin_endpoint_serves_metrics_and_health() {
         "sluice_handshake_failures_total",
         "sluice_handovers_sent_total",
         "sluice_bytes_total{worker=\"",
+        "sluice_routes{worker=\"1\",kind=\"local\"} 1",
+        "sluice_routes{worker=\"1\",kind=\"remote\"} 2",
+        "sluice_remote_routes_refused_total{worker=\"0\"} 0",
     ] {
         assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
     }

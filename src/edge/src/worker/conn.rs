@@ -19,12 +19,13 @@ use sluice_proto::preamble::{self, Rules, classify};
 use sluice_proto::sni::AlertDescription;
 
 use super::admission::{Pending, Refused, refuse};
-use super::{Worker, channel, tunnel};
+use super::{Worker, channel, forward, tunnel};
 use crate::io;
 use crate::listener::ListenerKind;
 use crate::message::{Handover, Message};
 use crate::metrics::{Refusal, WorkerMetrics};
 use crate::quota::Held;
+use crate::routes::Found;
 
 /// Most workers a connection visits (routes can move while it travels).
 const MAX_HOPS: u8 = 2;
@@ -204,7 +205,7 @@ pub(super) async fn route(
         )
     };
     match w.lookup(&sni) {
-        Some(r) if r.worker == w.id => match r.tunnel.and_then(|k| w.tunnel(k)) {
+        Some(Found::Local(r)) if r.worker == w.id => match r.tunnel.and_then(|k| w.tunnel(k)) {
             // A task of its own, sized for proxying, not for reading hellos and handshakes.
             Some(t) => {
                 monoio::spawn(
@@ -214,7 +215,7 @@ pub(super) async fn route(
             }
             None => refuse(&w, stream, unknown()).await,
         },
-        Some(r) if hops < MAX_HOPS => {
+        Some(Found::Local(r)) if hops < MAX_HOPS => {
             debug!(to = r.worker, %sni, "handing over to the tunnel's worker");
             let handover = Handover {
                 stream: io::into_std(stream),
@@ -229,6 +230,9 @@ pub(super) async fn route(
                 // That worker is gone (shutting down): the connection closes with the message.
                 Err(_) => w.m().refused(Refusal::ShuttingDown),
             }
+        }
+        Some(Found::Remote(r)) => {
+            forward::forward(w, stream, preamble, caller, record_version, r).await
         }
         _ => refuse(&w, stream, unknown()).await,
     }

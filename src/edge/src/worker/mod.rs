@@ -4,6 +4,7 @@
 mod admission;
 mod channel;
 mod conn;
+mod forward;
 mod tunnel;
 
 use monoio::net::TcpListener;
@@ -28,7 +29,7 @@ use crate::listener::ListenerKind;
 use crate::message::Message;
 use crate::metrics::{Metrics, TunnelEnd, WorkerMetrics};
 use crate::quota::Quotas;
-use crate::routes::Routes;
+use crate::routes::{LocalRoute, Routes};
 use crate::sync::Latch;
 use tunnel::Tunnel;
 
@@ -146,9 +147,28 @@ impl Worker {
             Message::RouteClaim { names, worker, seq } => {
                 let replaced = self.routes.borrow_mut().claim(&names, worker, seq, None);
                 self.replace(replaced);
+                self.count_routes();
             }
             Message::RouteRelease { names, worker, seq } => {
                 self.routes.borrow_mut().release(&names, worker, seq);
+                self.count_routes();
+            }
+            Message::RemoteInstall { names, edge, rev } => {
+                let refused = self.routes.borrow_mut().install_remote(&names, &edge, rev);
+                if refused > 0 {
+                    WorkerMetrics::add(&self.m().remote_routes_refused, refused);
+                    warn!(
+                        refused,
+                        %edge,
+                        cap = crate::routes::MAX_REMOTE_ROUTES,
+                        "remote routes over the cap refused"
+                    );
+                }
+                self.count_routes();
+            }
+            Message::RemoteRemove { names, edge, rev } => {
+                self.routes.borrow_mut().remove_remote(&names, &edge, rev);
+                self.count_routes();
             }
             Message::Keys(keys) => {
                 info!(keys = keys.len(), "Fernet keys reloaded");
@@ -167,7 +187,7 @@ impl Worker {
             }
             Message::EndTunnel { name, reply } => {
                 let mine = self
-                    .lookup(&name)
+                    .lookup_local(&name)
                     .filter(|r| r.worker == self.id)
                     .and_then(|r| r.tunnel.and_then(|k| self.tunnel(k)));
                 if let Some(t) = &mine {
@@ -180,7 +200,7 @@ impl Worker {
                 let answer = match &q.host {
                     Some(host) => {
                         let views: Vec<_> = self
-                            .lookup(host)
+                            .lookup_local(host)
                             .filter(|r| r.worker == self.id)
                             .and_then(|r| r.tunnel.and_then(|k| self.tunnel(k)))
                             .map(|t| t.view(self.id))
@@ -243,6 +263,7 @@ impl Worker {
             .borrow_mut()
             .claim(&t.names, self.id, t.seq, Some(key));
         self.replace(replaced);
+        self.count_routes();
         self.broadcast(|| Message::RouteClaim {
             names: t.names.clone(),
             worker: self.id,
@@ -266,6 +287,7 @@ impl Worker {
     fn unregister(&self, key: usize, t: &Tunnel) {
         self.tunnels.borrow_mut().try_remove(key);
         self.routes.borrow_mut().release(&t.names, self.id, t.seq);
+        self.count_routes();
         self.broadcast(|| Message::RouteRelease {
             names: t.names.clone(),
             worker: self.id,
@@ -319,8 +341,18 @@ impl Worker {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn lookup(&self, name: &Hostname) -> Option<crate::routes::Route> {
+    fn lookup(&self, name: &Hostname) -> Option<crate::routes::Found> {
         self.routes.borrow().lookup(name)
+    }
+
+    fn lookup_local(&self, name: &Hostname) -> Option<LocalRoute> {
+        self.routes.borrow().lookup_local(name)
+    }
+
+    /// Publishes the directory's size after a change (two relaxed stores).
+    fn count_routes(&self) {
+        let (local, remote) = self.routes.borrow().counts();
+        self.m().set_routes(local, remote);
     }
 
     fn tunnel(&self, key: usize) -> Option<Rc<Tunnel>> {
