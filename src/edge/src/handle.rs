@@ -49,7 +49,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct EdgeHandle {
     listen: Vec<SocketAddr>,
-    peer_listen: Vec<SocketAddr>,
+    tunnel_listen: Vec<SocketAddr>,
     admin: Option<Admin>,
     senders: Vec<UnboundedSender<Message>>,
     threads: Vec<JoinHandle<()>>,
@@ -80,12 +80,12 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let mut per_worker: Vec<Vec<(ListenerKind, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
     let mut listen = Vec::new();
-    let mut peer_listen = Vec::new();
+    let mut tunnel_listen = Vec::new();
     for b in bound {
         if b.kind.browsers {
             listen.push(b.addr);
         } else {
-            peer_listen.push(b.addr);
+            tunnel_listen.push(b.addr);
         }
         for (i, l) in b.per_worker.into_iter().enumerate() {
             per_worker[i].push((b.kind, l));
@@ -104,7 +104,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     for (id, (listeners, inbox)) in per_worker.into_iter().zip(receivers).enumerate() {
         let config = config.clone();
         let metrics = metrics.clone();
-        let peers = senders.clone();
+        let siblings = senders.clone();
         let seq = seq.clone();
         let quotas = quotas.clone();
         let ready = ready_tx.clone();
@@ -124,7 +124,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
                     }
                 };
                 metrics.worker(id).set_driver(driver);
-                let worker = Rc::new(Worker::new(id, config, metrics, peers, seq, quotas));
+                let worker = Rc::new(Worker::new(id, config, metrics, siblings, seq, quotas));
                 let _ = ready.send((id, Ok((driver, why))));
                 drop(ready);
                 rt.block_on(worker.run(listeners, inbox));
@@ -170,7 +170,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         .flatten();
     let handle = EdgeHandle {
         listen,
-        peer_listen,
+        tunnel_listen,
         admin,
         senders,
         threads,
@@ -188,7 +188,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     }
     info!(
         listen = ?handle.listen,
-        peer_listen = ?handle.peer_listen,
+        tunnel_listen = ?handle.tunnel_listen,
         admin = ?handle.admin_addr(),
         workers,
         driver = handle.drivers[0].name(),
@@ -198,14 +198,14 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
 }
 
 impl EdgeHandle {
-    /// The addresses browsers (and, without a peer port, tunnels) connect to.
+    /// The addresses browsers (and, without a tunnel listener, tunnels) connect to.
     pub fn listen_addrs(&self) -> &[SocketAddr] {
         &self.listen
     }
 
     /// The tunnel-only addresses (dual-port mode).
-    pub fn peer_addrs(&self) -> &[SocketAddr] {
-        &self.peer_listen
+    pub fn tunnel_addrs(&self) -> &[SocketAddr] {
+        &self.tunnel_listen
     }
 
     /// The admin endpoint's address.

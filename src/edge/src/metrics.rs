@@ -51,7 +51,7 @@ labelled! {
         /// A token on a browser-only listener.
         TunnelOnPublicPort = "tunnel_on_public_port",
         /// TLS on a tunnel-only listener.
-        TlsOnPeerPort = "tls_on_peer_port",
+        TlsOnTunnelPort = "tls_on_tunnel_port",
         /// The edge's `max_tunnels`.
         TunnelLimit = "tunnel_limit",
         /// The tunnel's `max_channels_per_tunnel`.

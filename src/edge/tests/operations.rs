@@ -175,17 +175,17 @@ fn the_admin_shows_each_tunnel_without_a_label_per_host() {
 #[test]
 fn dual_port_mode_keeps_tunnels_and_browsers_apart() {
     let (edge, key) = edge(IoDriver::Auto, 1, |c| {
-        c.peer_listen = vec!["127.0.0.1:0".parse().unwrap()]
+        c.tunnel_listen = vec!["127.0.0.1:0".parse().unwrap()]
     });
     let public = edge.listen_addrs()[0];
-    let peer_port = edge.peer_addrs()[0];
+    let tunnel_port = edge.tunnel_addrs()[0];
     let creds = Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesGcmSiv);
-    // A tunnel on the public port is refused; on the peer port it works.
+    // A tunnel on the public port is refused; on the tunnel port it works.
     assert!(support::attach(&edge, public, &creds, echo_server()).is_err());
-    let _peer = support::attach(&edge, peer_port, &creds, echo_server()).unwrap();
+    let _peer = support::attach(&edge, tunnel_port, &creds, echo_server()).unwrap();
     echo_round_trip(public, HOST).unwrap();
-    // TLS on the peer port is refused.
-    let mut b = browser(peer_port);
+    // TLS on the tunnel port is refused.
+    let mut b = browser(tunnel_port);
     b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
     assert!(read_to_end(&mut b).0.is_empty());
     assert_eq!(
@@ -194,7 +194,8 @@ fn dual_port_mode_keeps_tunnels_and_browsers_apart() {
         1
     );
     assert_eq!(
-        edge.metrics().total(|w| w.refusals(Refusal::TlsOnPeerPort)),
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::TlsOnTunnelPort)),
         1
     );
 }
@@ -462,7 +463,7 @@ fn each_listener_has_its_own_role_and_proxy_trust() {
             },
         ];
     });
-    let (public, tunnels) = (edge.listen_addrs()[0], edge.peer_addrs()[0]);
+    let (public, tunnels) = (edge.listen_addrs()[0], edge.tunnel_addrs()[0]);
     let creds = Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesCbc);
     let peer = support::attach(&edge, tunnels, &creds, echo_server()).unwrap();
     assert!(
@@ -500,7 +501,8 @@ fn each_listener_has_its_own_role_and_proxy_trust() {
         1
     );
     assert_eq!(
-        edge.metrics().total(|w| w.refusals(Refusal::TlsOnPeerPort)),
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::TlsOnTunnelPort)),
         1
     );
 }

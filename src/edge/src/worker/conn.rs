@@ -2,7 +2,7 @@
 //!
 //! Within the hello timeout: an optional PROXY header (required on trusted listeners), then
 //! the first byte decides: `0x16` is a browser's TLS ClientHello, read until complete and
-//! routed by its SNI; `g` starts a tunnel's Fernet token (single-port and peer listeners);
+//! routed by its SNI; `g` starts a tunnel's Fernet token (single-port and tunnel listeners);
 //! anything else is closed. Refusals of TLS clients carry a fatal TLS alert (the record layer
 //! is known by then), so curl and browsers show "unrecognized name" rather than a reset.
 
@@ -51,16 +51,16 @@ enum Preamble {
 pub(super) async fn handle(
     w: Rc<Worker>,
     stream: TcpStream,
-    peer: SocketAddr,
+    remote: SocketAddr,
     kind: ListenerKind,
     held: Held,
 ) {
-    let span = debug_span!("conn", %peer, sni = tracing::field::Empty);
+    let span = debug_span!("conn", %remote, sni = tracing::field::Empty);
     async move {
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
         let pending = Pending::new(&w, held);
-        let caller = peer.ip().to_canonical();
+        let caller = remote.ip().to_canonical();
         let hello_timeout = w.config.timeouts.hello;
         let preamble = match monoio::time::timeout(
             hello_timeout,
@@ -86,7 +86,7 @@ pub(super) async fn handle(
                 route(w, stream, buf.freeze(), sni, record_version, caller, 0).await;
             }
             Preamble::Tunnel { buf, caller } => {
-                tunnel::accept(w, stream, buf, caller, peer, pending).await;
+                tunnel::accept(w, stream, buf, caller, remote, pending).await;
             }
         }
     }
@@ -158,7 +158,7 @@ fn refusal(r: preamble::Refusal) -> Refused {
     use preamble::Refusal as R;
     match r {
         R::BadProxyHeader => Refused::silent(Refusal::BadProxyHeader),
-        R::TlsOnTunnelPort => Refused::silent(Refusal::TlsOnPeerPort),
+        R::TlsOnTunnelPort => Refused::silent(Refusal::TlsOnTunnelPort),
         R::TunnelOnBrowserPort => Refused::silent(Refusal::TunnelOnPublicPort),
         R::NotTls => Refused::silent(Refusal::NotTls),
         R::HelloTooLarge {
@@ -240,7 +240,7 @@ pub(super) async fn route(
 
 /// A connection another worker read the hello of.
 pub(super) async fn take_handover(w: Rc<Worker>, h: Handover) {
-    let span = debug_span!("conn", peer = %h.caller, sni = %h.sni, hops = h.hops);
+    let span = debug_span!("conn", caller = %h.caller, sni = %h.sni, hops = h.hops);
     async move {
         match TcpStream::from_std(h.stream) {
             Ok(stream) => {

@@ -51,8 +51,8 @@ pub(crate) struct Worker {
     keys: RefCell<Arc<[FernetKey]>>,
     routes: RefCell<Routes>,
     tunnels: RefCell<Slab<Rc<Tunnel>>>,
-    /// Senders to every worker, this one included (index = worker id).
-    peers: Vec<UnboundedSender<Message>>,
+    /// Senders to every worker of this edge, this one included (index = worker id).
+    siblings: Vec<UnboundedSender<Message>>,
     /// The edge-wide registration counter (touched once per tunnel handshake).
     seq: Arc<AtomicU64>,
     rng: SharedRng,
@@ -75,7 +75,7 @@ impl Worker {
         id: usize,
         config: Arc<EdgeConfig>,
         metrics: Arc<Metrics>,
-        peers: Vec<UnboundedSender<Message>>,
+        siblings: Vec<UnboundedSender<Message>>,
         seq: Arc<AtomicU64>,
         quotas: Quotas,
     ) -> Self {
@@ -86,7 +86,7 @@ impl Worker {
             metrics,
             routes: RefCell::new(Routes::new(id)),
             tunnels: RefCell::new(Slab::new()),
-            peers,
+            siblings,
             seq,
             rng: SharedRng(Rc::new(RefCell::new(StdRng::from_entropy()))),
             quotas,
@@ -329,10 +329,10 @@ impl Worker {
     }
 
     fn broadcast(&self, msg: impl Fn() -> Message) {
-        for (i, peer) in self.peers.iter().enumerate() {
+        for (i, sibling) in self.siblings.iter().enumerate() {
             if i != self.id {
                 // A worker that is gone needs no news.
-                let _ = peer.send(msg());
+                let _ = sibling.send(msg());
             }
         }
     }
@@ -360,7 +360,7 @@ impl Worker {
     }
 
     fn send_to(&self, worker: usize, msg: Message) -> Result<(), Message> {
-        self.peers[worker].send(msg).map_err(|e| e.0)
+        self.siblings[worker].send(msg).map_err(|e| e.0)
     }
 }
 
@@ -371,12 +371,12 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener, kind: ListenerKind) {
             _ = w.draining.wait() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, remote)) => {
                 let Some(held) = w.quotas.pending.take() else {
                     w.m().refused(crate::metrics::Refusal::PendingLimit);
                     continue;
                 };
-                monoio::spawn(conn::handle(w.clone(), stream, peer, kind, held));
+                monoio::spawn(conn::handle(w.clone(), stream, remote, kind, held));
             }
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning on the error.
