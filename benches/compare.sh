@@ -196,16 +196,16 @@ EDGE1=127.0.0.1:$P_EDGE1
 # Tunnels are placed on the workers in turn (tunnel i on worker i mod 2: `--place`), so that
 # every edge serves host t0 from worker 0 and t1 from worker 1: the kernel's SO_REUSEPORT hash
 # would otherwise pick, and which core serves a download changes its CPU cost on this VM.
-start edge-tunnels "$LG" tunnels --peer-edge "$EDGE" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --place 0,1 --duration 7200
+start edge-tunnels "$LG" tunnels --tunnel-edge "$EDGE" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --place 0,1 --duration 7200
 PID_EDGE_TUN=$LAST_PID
 wait_line edge-tunnels.out READY 300
-start edge-tunnels-tls "$LG" tunnels --peer-edge "$EDGE" --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --duration 7200
+start edge-tunnels-tls "$LG" tunnels --tunnel-edge "$EDGE" --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --admin "127.0.0.1:$P_ADMIN" --duration 7200
 PID_EDGE_TUN_TLS=$LAST_PID
 wait_line edge-tunnels-tls.out READY 60
-start edge1-tunnels "$LG" tunnels --peer-edge "$EDGE1" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN1" --place 0 --duration 7200
+start edge1-tunnels "$LG" tunnels --tunnel-edge "$EDGE1" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMIN1" --place 0 --duration 7200
 PID_EDGE1_TUN=$LAST_PID
 wait_line edge1-tunnels.out READY 300
-start edget-tunnels "$LG" tunnels --peer-edge "127.0.0.1:$P_EDGET" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMINT" --place 0,1 --duration 7200
+start edget-tunnels "$LG" tunnels --tunnel-edge "127.0.0.1:$P_EDGET" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin "127.0.0.1:$P_ADMINT" --place 0,1 --duration 7200
 PID_EDGET_TUN=$LAST_PID
 wait_line edget-tunnels.out READY 300
 "$SLUICE" token issue --fernet-keys keys.txt --hostname craw.bench.test --out craw.json > /dev/null
@@ -231,10 +231,10 @@ if [ "$HAVE_SNITUN" = 1 ]; then
     PID_SNITUN_CLIENT_TLS=$LAST_PID
     wait_line snitun-client-raw.out CONNECTED 60
     wait_line snitun-client-tls.out CONNECTED 60
-    start snitun-tunnels "$LG" tunnels --peer-edge "$SNITUN" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --duration 7200
+    start snitun-tunnels "$LG" tunnels --tunnel-edge "$SNITUN" --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --duration 7200
     PID_SNITUN_TUN=$LAST_PID
     wait_line snitun-tunnels.out READY 180
-    start snitun-tunnels-tls "$LG" tunnels --peer-edge "$SNITUN" --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --duration 7200
+    start snitun-tunnels-tls "$LG" tunnels --tunnel-edge "$SNITUN" --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --duration 7200
     PID_SNITUN_TUN_TLS=$LAST_PID
     wait_line snitun-tunnels-tls.out READY 60
     sleep 1
@@ -354,7 +354,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
     if [ "$round" = 1 ] || [ "${HANDOVER_EVERY_ROUND:-1}" = 1 ]; then
         log "handover: sluice-edge"
-        timeout 300 "$LG" handover --target "$EDGE" --peer-edge "$EDGE" --fernet-keys keys.txt \
+        timeout 300 "$LG" handover --target "$EDGE" --tunnel-edge "$EDGE" --fernet-keys keys.txt \
             --admin "127.0.0.1:$P_ADMIN" --hosts 'h{}.bench.test' --duration $((DUR * 2)) --cpus 0 \
             --label sluice-edge --json --quiet >> "$RESULTS" 2>> "$WORK/loadgen.err" || log "  handover failed"
     fi
@@ -367,7 +367,7 @@ scale() { # label target hosts tunnels channels watches...
     shift 5
     local count=$((tunnels > 0 ? tunnels : 1000))
     [[ $hosts == *'{}'* ]] || count=1
-    timeout 600 "$LG" scale --target "$target" --peer-edge "$target" --fernet-keys keys.txt \
+    timeout 600 "$LG" scale --target "$target" --tunnel-edge "$target" --fernet-keys keys.txt \
         --hosts "$hosts" --host-count "$count" --tunnels "$tunnels" --channels "$channels" \
         --label "$label" --json --quiet "$@" >> "$RESULTS" 2>> "$WORK/loadgen.err" || log "  scale $label failed"
 }
@@ -430,8 +430,8 @@ the load generator once per contender (\`T\`: the contender's address, \`H\`/\`N
 \`\`\`
 # far ends
 sluice-loadgen origin [--tls]                                    # direct, nginx, SniTun client, connector
-sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin A --place 0,1 --duration 7200
-sluice-loadgen tunnels --peer-edge EDGE --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --admin A --duration 7200
+sluice-loadgen tunnels --tunnel-edge EDGE --fernet-keys keys.txt --tunnels 1000 --hosts 't{}.bench.test' --admin A --place 0,1 --duration 7200
+sluice-loadgen tunnels --tunnel-edge EDGE --fernet-keys keys.txt --tunnels 4 --tunnel-tls --hosts 'tls{}.bench.test' --admin A --duration 7200
 sluice edge --fernet-keys keys.txt --listen 127.0.0.1:P --admin 127.0.0.1:A --workers 2
 sluice connect --edge EDGE --credentials craw.json --to ORIGIN   # credentials from \`sluice token issue\`
 python src/testkit/peers/server.py --fernet-key K --mode worker --workers 2        # SniTun 0.47.0
@@ -445,8 +445,8 @@ sluice-loadgen connect    ... --concurrency 64 --duration 5                     
 sluice-loadgen handshakes ... --concurrency 32 --duration 5                                            # handshakes
 sluice-loadgen latency    ... --conns 100 --size 1024 --rate 0 --duration 5                            # latency-max
 sluice-loadgen latency    ... --conns 100 --size 1024 --rate R --duration 5                            # latency, latency-own-half
-sluice-loadgen handover --target EDGE --peer-edge EDGE --fernet-keys keys.txt --admin A --hosts 'h{}.bench.test' --duration 10 --cpus 0
-sluice-loadgen scale    --target T --peer-edge T --fernet-keys keys.txt --hosts 's{}.bench.test' --host-count 4000 --tunnels 4000 --channels 8000
+sluice-loadgen handover --target EDGE --tunnel-edge EDGE --fernet-keys keys.txt --admin A --hosts 'h{}.bench.test' --duration 10 --cpus 0
+sluice-loadgen scale    --target T --tunnel-edge T --fernet-keys keys.txt --hosts 's{}.bench.test' --host-count 4000 --tunnels 4000 --channels 8000
 \`\`\`
 (every load command also gets \`--label\`, \`--case\`, \`--json\` and \`--quiet\`; SniTun's real
 client gets 256 MiB / 128 MiB downloads, as it moves under 100 MB/s).

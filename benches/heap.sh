@@ -23,7 +23,7 @@ SLUICE_LOG=warn "$S" edge --fernet-keys "$W/keys.txt" --listen "127.0.0.1:$EPORT
     > "$W/edge.out" 2> "$W/edge.err" &
 EPID=$!
 sleep 0.5
-(cd "$W" && timeout 600 "$LG" scale --target "127.0.0.1:$EPORT" --peer-edge "127.0.0.1:$EPORT" \
+(cd "$W" && timeout 600 "$LG" scale --target "127.0.0.1:$EPORT" --tunnel-edge "127.0.0.1:$EPORT" \
     --fernet-keys keys.txt --hosts 's{}.bench.test' --host-count "$T" --tunnels "$T" \
     --channels "$C" --settle "${SETTLE:-10}" --watch "proxy=$EPID" --quiet > "$W/lg.out" 2>&1) &
 LGPID=$!

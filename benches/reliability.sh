@@ -42,7 +42,7 @@ stalled)
     for proto in 2 0; do
         edge
         echo "protocol $proto:"
-        "$LG" stalled --target "$EDGE" --admin "$ADMIN" --tunnels 1 --peer-edge "$EDGE" \
+        "$LG" stalled --target "$EDGE" --admin "$ADMIN" --tunnels 1 --tunnel-edge "$EDGE" \
             --fernet-keys "$W/keys" --protocol "$proto" --stalled 100 --size 67108864 \
             --page 16384 --probe-every 100 --duration 15 --watch "edge=$EP" --quiet
         kill "$EP"
@@ -57,7 +57,7 @@ memory)
         sleep 2
         base=$(rss "$EP")
         for i in 0 1 2 3 4 5 6 7; do
-            "$LG" stalled --target "$EDGE" --admin "$ADMIN" --tunnels 1 --peer-edge "$EDGE" \
+            "$LG" stalled --target "$EDGE" --admin "$ADMIN" --tunnels 1 --tunnel-edge "$EDGE" \
                 --fernet-keys "$W/keys" --hosts "m$i-{}.bench.test" --stalled 50 \
                 --size 67108864 --probe-every 200 --duration 10 --json --quiet \
                 > "$W/burst-$i.json" &
@@ -82,7 +82,7 @@ memory)
     ;;
 soak)
     edge
-    "$LG" soak --target "$EDGE" --peer-edge "$EDGE" --fernet-keys "$W/keys" --admin "$ADMIN" \
+    "$LG" soak --target "$EDGE" --tunnel-edge "$EDGE" --fernet-keys "$W/keys" --admin "$ADMIN" \
         --watch "edge=$EP" --tunnels 8 --host-count 8 --duration "${SOAK_SECS:-1800}" \
         --sample-every 10 --quiet
     ;;

@@ -37,7 +37,7 @@ for w in $WORKERS; do
     PIDS+=("$!")
     sleep 0.5
     place=$(seq -s, 0 $((w > 1 ? 1 : 0)))
-    "$LG" tunnels --peer-edge "127.0.0.1:$p" --fernet-keys keys.txt --tunnels 2 --place "$place" \
+    "$LG" tunnels --tunnel-edge "127.0.0.1:$p" --fernet-keys keys.txt --tunnels 2 --place "$place" \
         --admin "127.0.0.1:$a" --ready-file "ready$w" --duration 3600 "${cpus[@]}" > "tunnels$w.log" 2>&1 &
     PIDS+=("$!")
     TARGET[$w]=127.0.0.1:$p

@@ -71,7 +71,7 @@ wait_line origin.out LISTENING
 start edge "$SLUICE" edge --fernet-keys keys.txt --listen "$EDGE" --admin "127.0.0.1:$P_ADMIN" --workers 2
 PID_EDGE=$LAST_PID
 sleep 1
-start tunnels "$LG" tunnels --peer-edge "$EDGE" --fernet-keys keys.txt --tunnels 1000 --admin "127.0.0.1:$P_ADMIN" --duration 3600
+start tunnels "$LG" tunnels --tunnel-edge "$EDGE" --fernet-keys keys.txt --tunnels 1000 --admin "127.0.0.1:$P_ADMIN" --duration 3600
 wait_line tunnels.out READY 120
 "$SLUICE" token issue --fernet-keys keys.txt --hostname craw.bench.test --out craw.json > /dev/null
 start connector "$SLUICE" connect --edge "$EDGE" --credentials craw.json --to "$(cat origin.addr)"

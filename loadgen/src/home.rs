@@ -24,9 +24,10 @@ const CONNECTING_AT_ONCE: usize = 32;
 /// Flags of the tunnels a process runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TunnelArgs {
-    /// The edge's tunnel address (its listen address in single-port mode).
-    #[arg(long, value_name = "ADDR")]
-    pub peer_edge: Option<SocketAddr>,
+    /// The edge's tunnel address (its listen address in single-port mode). `--peer-edge`, its
+    /// name before, still works.
+    #[arg(long, value_name = "ADDR", visible_alias = "peer-edge")]
+    pub tunnel_edge: Option<SocketAddr>,
     /// Fernet key file (one per line; the first mints the tokens), as the edge's.
     #[arg(long, value_name = "FILE")]
     pub fernet_keys: Option<PathBuf>,
@@ -63,8 +64,8 @@ impl Plan {
         if a.tunnels == 0 {
             return Ok(None);
         }
-        let (Some(edge), Some(keys)) = (a.peer_edge, &a.fernet_keys) else {
-            bail!("--tunnels needs --peer-edge and --fernet-keys");
+        let (Some(edge), Some(keys)) = (a.tunnel_edge, &a.fernet_keys) else {
+            bail!("--tunnels needs --tunnel-edge and --fernet-keys");
         };
         let key = read_keys(keys)?.swap_remove(0);
         let tls = if a.tunnel_tls {
@@ -167,5 +168,29 @@ impl Plan {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         bail!("tunnel {i} never landed on worker {worker} in 64 tries")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tunnels: TunnelArgs,
+    }
+
+    #[test]
+    fn the_old_flag_still_names_the_tunnel_address() {
+        for flag in ["--tunnel-edge", "--peer-edge"] {
+            let cli = Cli::try_parse_from(["loadgen", flag, "127.0.0.1:9"]).unwrap();
+            assert_eq!(
+                cli.tunnels.tunnel_edge,
+                Some("127.0.0.1:9".parse().unwrap()),
+                "{flag}"
+            );
+        }
     }
 }

@@ -21,7 +21,7 @@ fn tunnels(edge: SocketAddr, admin: SocketAddr, keys: &Path, extra: &[&str]) -> 
     let mut cmd = Command::new(BIN);
     cmd.arg("tunnels")
         .args([
-            "--peer-edge",
+            "--tunnel-edge",
             &edge.to_string(),
             "--admin",
             &admin.to_string(),
@@ -180,7 +180,7 @@ fn every_scenario_runs_against_an_in_process_edge() {
         "scale",
         "--target",
         &target,
-        "--peer-edge",
+        "--tunnel-edge",
         &target,
         "--fernet-keys",
         &keys_arg,
@@ -203,7 +203,7 @@ fn every_scenario_runs_against_an_in_process_edge() {
         "handover",
         "--target",
         &target,
-        "--peer-edge",
+        "--tunnel-edge",
         &target,
         "--fernet-keys",
         &keys_arg,
@@ -268,7 +268,7 @@ fn a_two_minute_soak_shows_nothing_growing() {
     let keys_arg = keys.to_string_lossy().into_owned();
     let started = Instant::now();
     let out = Command::new(BIN)
-        .args(["soak", "--target", &target, "--peer-edge", &target])
+        .args(["soak", "--target", &target, "--tunnel-edge", &target])
         .args([
             "--fernet-keys",
             &keys_arg,

@@ -298,7 +298,7 @@ fn sample(series: &mut [Series], at: f64, watch: &[u32], admin_addr: Option<Sock
 pub fn run(a: SoakArgs) -> Result<Report> {
     let browsers = Browsers::new(&a.browsers)?;
     let Some(plan) = Plan::new(&a.tunnels, &a.browsers.hosts)? else {
-        bail!("soak needs tunnels: --tunnels N --peer-edge ADDR --fernet-keys FILE");
+        bail!("soak needs tunnels: --tunnels N --tunnel-edge ADDR --fernet-keys FILE");
     };
     if a.tunnels.tunnel_tls || a.browsers.tls {
         bail!("soak speaks raw bytes after the hello: drop --tunnel-tls and --tls");

@@ -31,13 +31,14 @@ pub(crate) struct EdgeArgs {
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
     #[arg(long, value_name = "ADDR", help = with_default(
-        "Address for browsers, repeatable; it takes tunnels too unless --peer-listen is given",
+        "Address for browsers, repeatable; it takes tunnels too unless --tunnel-listen is given",
         defaults::LISTEN,
     ))]
     listen: Vec<SocketAddr>,
-    /// Address for tunnels only (dual-port mode), repeatable.
-    #[arg(long, value_name = "ADDR")]
-    peer_listen: Vec<SocketAddr>,
+    /// Address for tunnels only (dual-port mode), repeatable. `--peer-listen`, its name
+    /// before, still works.
+    #[arg(long, value_name = "ADDR", visible_alias = "peer-listen")]
+    tunnel_listen: Vec<SocketAddr>,
     /// File of Fernet keys, one per line; any of them may verify a token; re-read on SIGHUP.
     #[arg(long, value_name = "FILE")]
     fernet_keys: Option<PathBuf>,
@@ -111,7 +112,7 @@ impl EdgeArgs {
         let list = |v: &Vec<SocketAddr>| (!v.is_empty()).then(|| v.clone());
         RawConfig {
             listen: list(&self.listen),
-            peer_listen: list(&self.peer_listen),
+            tunnel_listen: list(&self.tunnel_listen),
             fernet_keys: self.fernet_keys.clone(),
             workers: self.workers,
             pin_workers: self.no_pin_workers.then_some(false),
@@ -214,7 +215,7 @@ fn ready_line(edge: &sluice_edge::EdgeHandle) -> String {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let tunnels = match edge.peer_addrs() {
+    let tunnels = match edge.tunnel_addrs() {
         [] => edge.listen_addrs(),
         dedicated => dedicated,
     };

@@ -290,3 +290,52 @@ fn connect_runs_a_connector_that_ctl_drives() {
         text(&refused.stderr)
     );
 }
+
+#[test]
+fn the_tunnel_listener_keeps_its_old_flag_and_config_key() {
+    let dir = RunDir::new("sluice-cli-tunnel-listen-").unwrap();
+    let (keys, _) = write_keys(&dir);
+    let keys = keys.to_string_lossy().into_owned();
+    // Both spellings of the flag add to one list.
+    let out = sluice(&[
+        "edge",
+        "--check",
+        "--fernet-keys",
+        &keys,
+        "--tunnel-listen",
+        "127.0.0.1:7001",
+        "--peer-listen",
+        "127.0.0.1:7002",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let listed = printed
+        .split_once("tunnel_listen: [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list.to_owned())
+        .unwrap_or_else(|| panic!("no tunnel_listen in\n{printed}"));
+    assert!(
+        listed.contains("127.0.0.1:7001") && listed.contains("127.0.0.1:7002"),
+        "{printed}"
+    );
+    // A config file written with the old key.
+    let file = dir.path().join("edge.toml");
+    std::fs::write(
+        &file,
+        format!("fernet_keys = {keys:?}\npeer_listen = [\"127.0.0.1:7003\"]\n"),
+    )
+    .unwrap();
+    let out = sluice(&["edge", "--check", "--config", &file.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("127.0.0.1:7003"),
+        "{}",
+        text(&out.stdout)
+    );
+    // --help names the new flag and shows the old one as an alias.
+    let help = text(&sluice(&["edge", "--help"]).stdout);
+    assert!(
+        help.contains("--tunnel-listen") && help.contains("--peer-listen"),
+        "{help}"
+    );
+}

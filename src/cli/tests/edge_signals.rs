@@ -147,7 +147,7 @@ fn the_ready_line_names_every_address_in_dual_port_mode() {
     write_key_file(&keys, &[FernetKey::generate(&mut StdRng::from_entropy())]).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.args(["edge", "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
-        .args(["--peer-listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--tunnel-listen", "127.0.0.1:0", "--workers", "1"])
         .arg("--fernet-keys")
         .arg(&keys);
     let mut child = LoggedChild::spawn(cmd, &dir.path().join("edge.log"), "sluice edge").unwrap();

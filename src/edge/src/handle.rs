@@ -2,7 +2,7 @@
 
 use crate::events::RouteEvent;
 use crate::memory::Trimmer;
-use sluice_proto::Hostname;
+use sluice_proto::{EdgeId, Hostname};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
@@ -49,7 +49,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct EdgeHandle {
     listen: Vec<SocketAddr>,
-    peer_listen: Vec<SocketAddr>,
+    tunnel_listen: Vec<SocketAddr>,
     admin: Option<Admin>,
     senders: Vec<UnboundedSender<Message>>,
     threads: Vec<JoinHandle<()>>,
@@ -80,12 +80,12 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let mut per_worker: Vec<Vec<(ListenerKind, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
     let mut listen = Vec::new();
-    let mut peer_listen = Vec::new();
+    let mut tunnel_listen = Vec::new();
     for b in bound {
         if b.kind.browsers {
             listen.push(b.addr);
         } else {
-            peer_listen.push(b.addr);
+            tunnel_listen.push(b.addr);
         }
         for (i, l) in b.per_worker.into_iter().enumerate() {
             per_worker[i].push((b.kind, l));
@@ -104,7 +104,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     for (id, (listeners, inbox)) in per_worker.into_iter().zip(receivers).enumerate() {
         let config = config.clone();
         let metrics = metrics.clone();
-        let peers = senders.clone();
+        let siblings = senders.clone();
         let seq = seq.clone();
         let quotas = quotas.clone();
         let ready = ready_tx.clone();
@@ -124,7 +124,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
                     }
                 };
                 metrics.worker(id).set_driver(driver);
-                let worker = Rc::new(Worker::new(id, config, metrics, peers, seq, quotas));
+                let worker = Rc::new(Worker::new(id, config, metrics, siblings, seq, quotas));
                 let _ = ready.send((id, Ok((driver, why))));
                 drop(ready);
                 rt.block_on(worker.run(listeners, inbox));
@@ -170,7 +170,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         .flatten();
     let handle = EdgeHandle {
         listen,
-        peer_listen,
+        tunnel_listen,
         admin,
         senders,
         threads,
@@ -188,7 +188,7 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     }
     info!(
         listen = ?handle.listen,
-        peer_listen = ?handle.peer_listen,
+        tunnel_listen = ?handle.tunnel_listen,
         admin = ?handle.admin_addr(),
         workers,
         driver = handle.drivers[0].name(),
@@ -198,14 +198,14 @@ pub fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
 }
 
 impl EdgeHandle {
-    /// The addresses browsers (and, without a peer port, tunnels) connect to.
+    /// The addresses browsers (and, without a tunnel listener, tunnels) connect to.
     pub fn listen_addrs(&self) -> &[SocketAddr] {
         &self.listen
     }
 
     /// The tunnel-only addresses (dual-port mode).
-    pub fn peer_addrs(&self) -> &[SocketAddr] {
-        &self.peer_listen
+    pub fn tunnel_addrs(&self) -> &[SocketAddr] {
+        &self.tunnel_listen
     }
 
     /// The admin endpoint's address.
@@ -254,6 +254,37 @@ impl EdgeHandle {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             a.recv_timeout(left).unwrap_or(false)
         })
+    }
+
+    /// Routes `names` to another edge, `edge`, as of directory revision `rev`: every worker
+    /// installs them in its copy of the directory when it next reads its inbox (watch
+    /// [`Metrics`]' route counts to see them land). A name held by a tunnel on this edge
+    /// stays with that tunnel; a name whose remote route has a newer revision is left alone;
+    /// new names beyond [`MAX_REMOTE_ROUTES`](crate::routes::MAX_REMOTE_ROUTES) are refused
+    /// and counted (`sluice_remote_routes_refused_total`).
+    pub fn install_remote(&self, names: &[Hostname], edge: &EdgeId, rev: u64) {
+        let names: Arc<[Hostname]> = names.into();
+        for s in &self.senders {
+            let _ = s.send(Message::RemoteInstall {
+                names: names.clone(),
+                edge: edge.clone(),
+                rev,
+            });
+        }
+    }
+
+    /// Removes the remote routes of `names` that are `edge`'s and were installed at `rev` or
+    /// before (whatever `edge` holds when `rev` is `None`), so a removal that arrives after
+    /// a newer install leaves the newer route in place.
+    pub fn remove_remote(&self, names: &[Hostname], edge: &EdgeId, rev: Option<u64>) {
+        let names: Arc<[Hostname]> = names.into();
+        for s in &self.senders {
+            let _ = s.send(Message::RemoteRemove {
+                names: names.clone(),
+                edge: edge.clone(),
+                rev,
+            });
+        }
     }
 
     /// Replaces the Fernet keys on every worker (tunnels already connected stay).

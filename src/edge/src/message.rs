@@ -1,13 +1,14 @@
 //! What crosses between workers: connections handed to the worker that owns their tunnel,
-//! route changes, key reloads, the admin's questions and shutdown. Nothing else does.
+//! route changes (this edge's claims and releases, other edges' routes from the handle), key
+//! reloads, the admin's questions and shutdown. Nothing else does.
 
 use bytes::Bytes;
 use std::net::{IpAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_proto::Hostname;
 use sluice_proto::token::FernetKey;
+use sluice_proto::{EdgeId, Hostname};
 
 /// A message to a worker.
 #[derive(Debug)]
@@ -25,6 +26,18 @@ pub(crate) enum Message {
         names: Arc<[Hostname]>,
         worker: usize,
         seq: u64,
+    },
+    /// `names` are served by `edge`, as of directory revision `rev` (sent to every worker).
+    RemoteInstall {
+        names: Arc<[Hostname]>,
+        edge: EdgeId,
+        rev: u64,
+    },
+    /// `edge` no longer serves `names`, as of revision `rev` (any revision when `None`).
+    RemoteRemove {
+        names: Arc<[Hostname]>,
+        edge: EdgeId,
+        rev: Option<u64>,
     },
     /// New Fernet keys.
     Keys(Arc<[FernetKey]>),

@@ -30,6 +30,8 @@ labelled! {
     Refusal {
         /// SNI names no connected tunnel.
         UnknownHost = "unknown_host",
+        /// SNI names a route on another edge, and edges do not forward to each other yet.
+        RemoteRoute = "remote_route",
         /// A ClientHello without SNI.
         NoSni = "no_sni",
         /// Neither TLS nor a tunnel token.
@@ -49,7 +51,7 @@ labelled! {
         /// A token on a browser-only listener.
         TunnelOnPublicPort = "tunnel_on_public_port",
         /// TLS on a tunnel-only listener.
-        TlsOnPeerPort = "tls_on_peer_port",
+        TlsOnTunnelPort = "tls_on_tunnel_port",
         /// The edge's `max_tunnels`.
         TunnelLimit = "tunnel_limit",
         /// The tunnel's `max_channels_per_tunnel`.
@@ -160,7 +162,13 @@ pub struct WorkerMetrics {
     /// Reads made while classifying new connections (PROXY header, then hello or token): a
     /// hello trickled in one-byte writes costs one each.
     pub preamble_reads: AtomicU64,
-    refusals: [AtomicU64; 16],
+    /// Names in this worker's directory served by this edge's tunnels.
+    routes_local: AtomicU64,
+    /// Names in this worker's directory served by other edges.
+    routes_remote: AtomicU64,
+    /// Remote routes refused for being over `MAX_REMOTE_ROUTES`.
+    pub remote_routes_refused: AtomicU64,
+    refusals: [AtomicU64; Refusal::ALL.len()],
     handshake_failures: [AtomicU64; 6],
     tunnel_ends: [AtomicU64; TunnelEnd::ALL.len()],
     channel_ends: [AtomicU64; 7],
@@ -185,6 +193,9 @@ impl Default for WorkerMetrics {
             tunnels_compacted: AtomicU64::new(0),
             listeners: AtomicI64::new(0),
             preamble_reads: AtomicU64::new(0),
+            routes_local: AtomicU64::new(0),
+            routes_remote: AtomicU64::new(0),
+            remote_routes_refused: AtomicU64::new(0),
             refusals: Default::default(),
             handshake_failures: Default::default(),
             tunnel_ends: Default::default(),
@@ -194,7 +205,7 @@ impl Default for WorkerMetrics {
 }
 
 const _: () = assert!(
-    Refusal::ALL.len() == 16
+    Refusal::ALL.len() == 17
         && HandshakeFailure::ALL.len() == 6
         && TunnelEnd::ALL.len() == 8
         && ChannelEnd::ALL.len() == 7
@@ -259,6 +270,19 @@ impl WorkerMetrics {
     /// Tunnel ends so far for a reason.
     pub fn tunnel_ends(&self, why: TunnelEnd) -> u64 {
         self.tunnel_ends[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_routes(&self, local: usize, remote: usize) {
+        self.routes_local.store(local as u64, Ordering::Relaxed);
+        self.routes_remote.store(remote as u64, Ordering::Relaxed);
+    }
+
+    /// The names in this worker's directory: (served here, served by other edges).
+    pub fn routes(&self) -> (u64, u64) {
+        (
+            self.routes_local.load(Ordering::Relaxed),
+            self.routes_remote.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn set_driver(&self, d: Driver) {
@@ -364,6 +388,27 @@ impl Metrics {
             "gauge",
             "Browser connections proxied into tunnels now.",
             &mut per(&|w| gload(&w.channels).to_string()).into_iter(),
+        );
+        family(
+            "sluice_routes",
+            "gauge",
+            "Names in each worker's directory, served by this edge (local) or another (remote).",
+            &mut self.workers.iter().enumerate().flat_map(|(i, w)| {
+                let (local, remote) = w.routes();
+                [
+                    (format!("worker=\"{i}\",kind=\"local\""), local.to_string()),
+                    (
+                        format!("worker=\"{i}\",kind=\"remote\""),
+                        remote.to_string(),
+                    ),
+                ]
+            }),
+        );
+        family(
+            "sluice_remote_routes_refused_total",
+            "counter",
+            "Remote routes refused for being over the per-worker cap.",
+            &mut per(&|w| load(&w.remote_routes_refused).to_string()).into_iter(),
         );
         family(
             "sluice_queued_to_browsers_bytes",

@@ -51,12 +51,12 @@ fn case(
     config.workers = 2;
     config.io = io;
     if ports == Ports::Dual {
-        config.peer_listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.tunnel_listen = vec!["127.0.0.1:0".parse().unwrap()];
     }
     let edge = sluice_edge::start(config).unwrap();
     let public = edge.listen_addrs()[0];
     let tunnel_at = if ports == Ports::Dual {
-        edge.peer_addrs()[0]
+        edge.tunnel_addrs()[0]
     } else {
         public
     };

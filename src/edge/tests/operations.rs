@@ -48,6 +48,19 @@ fn the_admin_endpoint_serves_metrics_and_health() {
     b.write_all(&hello::client_hello(Some("nobody.example.test"), 0))
         .unwrap();
     let _ = read_to_end(&mut b);
+    let names: Vec<sluice_proto::Hostname> = ["r1.example.test", "r2.example.test"]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    edge.install_remote(&names, &"eu-2".parse().unwrap(), 1);
+    let landed = || {
+        edge.metrics()
+            .workers()
+            .iter()
+            .all(|w| w.routes() == (1, 2))
+            .then_some(())
+    };
+    assert!(support::wait_for(Duration::from_secs(5), landed).is_some());
 
     assert!(http_get(admin, "/healthz").ends_with("\r\n\r\nok\n"));
     let metrics = http_get(admin, "/metrics");
@@ -66,6 +79,9 @@ fn the_admin_endpoint_serves_metrics_and_health() {
         "sluice_handshake_failures_total",
         "sluice_handovers_sent_total",
         "sluice_bytes_total{worker=\"",
+        "sluice_routes{worker=\"1\",kind=\"local\"} 1",
+        "sluice_routes{worker=\"1\",kind=\"remote\"} 2",
+        "sluice_remote_routes_refused_total{worker=\"0\"} 0",
     ] {
         assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
     }
@@ -159,17 +175,17 @@ fn the_admin_shows_each_tunnel_without_a_label_per_host() {
 #[test]
 fn dual_port_mode_keeps_tunnels_and_browsers_apart() {
     let (edge, key) = edge(IoDriver::Auto, 1, |c| {
-        c.peer_listen = vec!["127.0.0.1:0".parse().unwrap()]
+        c.tunnel_listen = vec!["127.0.0.1:0".parse().unwrap()]
     });
     let public = edge.listen_addrs()[0];
-    let peer_port = edge.peer_addrs()[0];
+    let tunnel_port = edge.tunnel_addrs()[0];
     let creds = Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesGcmSiv);
-    // A tunnel on the public port is refused; on the peer port it works.
+    // A tunnel on the public port is refused; on the tunnel port it works.
     assert!(support::attach(&edge, public, &creds, echo_server()).is_err());
-    let _peer = support::attach(&edge, peer_port, &creds, echo_server()).unwrap();
+    let _peer = support::attach(&edge, tunnel_port, &creds, echo_server()).unwrap();
     echo_round_trip(public, HOST).unwrap();
-    // TLS on the peer port is refused.
-    let mut b = browser(peer_port);
+    // TLS on the tunnel port is refused.
+    let mut b = browser(tunnel_port);
     b.write_all(&hello::client_hello(Some(HOST), 0)).unwrap();
     assert!(read_to_end(&mut b).0.is_empty());
     assert_eq!(
@@ -178,7 +194,8 @@ fn dual_port_mode_keeps_tunnels_and_browsers_apart() {
         1
     );
     assert_eq!(
-        edge.metrics().total(|w| w.refusals(Refusal::TlsOnPeerPort)),
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::TlsOnTunnelPort)),
         1
     );
 }
@@ -459,7 +476,7 @@ fn each_listener_has_its_own_role_and_proxy_trust() {
             },
         ];
     });
-    let (public, tunnels) = (edge.listen_addrs()[0], edge.peer_addrs()[0]);
+    let (public, tunnels) = (edge.listen_addrs()[0], edge.tunnel_addrs()[0]);
     let creds = Creds::new(&key, HOST, &[], ProtocolVersion::V2, CipherKind::AesCbc);
     let peer = support::attach(&edge, tunnels, &creds, echo_server()).unwrap();
     assert!(
@@ -497,7 +514,8 @@ fn each_listener_has_its_own_role_and_proxy_trust() {
         1
     );
     assert_eq!(
-        edge.metrics().total(|w| w.refusals(Refusal::TlsOnPeerPort)),
+        edge.metrics()
+            .total(|w| w.refusals(Refusal::TlsOnTunnelPort)),
         1
     );
 }

@@ -353,3 +353,83 @@ fn a_hello_trickled_in_thousands_of_reads_is_cut_off() {
     assert_eq!(refused(&edge, Refusal::HelloTrickled), 1);
     echo_round_trip(addr, "a.example.test").unwrap();
 }
+
+/// Routes that live on other edges of the fleet, installed through the handle.
+mod remote {
+    use super::*;
+    use sluice_edge::EdgeHandle;
+    use sluice_proto::{EdgeId, Hostname};
+
+    /// Waits until every worker's directory holds `local` names served here and `remote`
+    /// served elsewhere: installs travel as messages, so this is the signal they landed.
+    fn routes_are(edge: &EdgeHandle, local: u64, remote: u64) {
+        let every = || {
+            edge.metrics()
+                .workers()
+                .iter()
+                .all(|w| w.routes() == (local, remote))
+        };
+        assert!(
+            support::wait_for(Duration::from_secs(5), || every().then_some(())).is_some(),
+            "every worker at ({local}, {remote}) routes"
+        );
+    }
+
+    fn refused_with(addr: std::net::SocketAddr, sni: &str) {
+        let mut b = browser(addr);
+        b.write_all(&hello::client_hello(Some(sni), 0)).unwrap();
+        let (bytes, _) = read_to_end(&mut b);
+        assert_eq!(bytes, alert(112), "{sni}: unrecognized_name");
+    }
+
+    #[test]
+    fn a_remote_route_refuses_like_an_unknown_name_and_a_local_tunnel_wins() {
+        let (edge, key) = edge(sluice_edge::IoDriver::Auto, 2, |_| {});
+        let addr = edge.listen_addrs()[0];
+        let eu2: EdgeId = "eu-2".parse().unwrap();
+        let far: Hostname = "far.example.test".parse().unwrap();
+        let both: Hostname = "both.example.test".parse().unwrap();
+        edge.install_remote(&[far.clone(), both.clone()], &eu2, 5);
+        routes_are(&edge, 0, 2);
+
+        // No forwarding between edges yet: the browser is told the name is not served here,
+        // and the refusal is counted apart from unknown names.
+        refused_with(addr, "far.example.test");
+        assert_eq!(refused(&edge, Refusal::RemoteRoute), 1);
+        assert_eq!(refused(&edge, Refusal::UnknownHost), 0);
+
+        // A tunnel here for a name the directory puts elsewhere serves it.
+        let peer = support::attach(
+            &edge,
+            addr,
+            &Creds::new(
+                &key,
+                "both.example.test",
+                &[],
+                ProtocolVersion::V1,
+                CipherKind::AesCbc,
+            ),
+            echo_server(),
+        )
+        .unwrap();
+        routes_are(&edge, 1, 2);
+        for _ in 0..4 {
+            // Whichever worker the kernel picks.
+            echo_round_trip(addr, "both.example.test").unwrap();
+        }
+
+        // Removing far's route makes it an unknown name.
+        edge.remove_remote(std::slice::from_ref(&far), &eu2, Some(5));
+        routes_are(&edge, 1, 1);
+        refused_with(addr, "far.example.test");
+        assert_eq!(refused(&edge, Refusal::UnknownHost), 1);
+
+        // Once the local tunnel is gone, the remote route it shadowed answers again.
+        drop(peer);
+        routes_are(&edge, 0, 1);
+        refused_with(addr, "both.example.test");
+        assert_eq!(refused(&edge, Refusal::RemoteRoute), 2);
+        edge.remove_remote(&[both], &eu2, None);
+        routes_are(&edge, 0, 0);
+    }
+}

@@ -6,6 +6,7 @@
 //!
 //! What it does:
 //! - [`hostname`]: the normalized, validated host names that routing works on;
+//! - [`edge_id`]: the operator-given name of one edge of a fleet;
 //! - [`sni`]: an incremental ClientHello parser that finds the SNI;
 //! - [`proxy`]: PROXY protocol v1 and v2, parse and emit;
 //! - [`http1`]: terminate mode's HTTP/1 request rewriter (the caller's address on every
@@ -23,6 +24,7 @@
 )]
 
 pub mod crypto;
+pub mod edge_id;
 pub mod frame;
 pub mod handshake;
 pub mod hostname;
@@ -39,6 +41,7 @@ mod test_vectors;
 pub mod token;
 pub mod version;
 
+pub use edge_id::{EdgeId, EdgeIdError};
 pub use hostname::{Hostname, HostnameError};
 pub use peek::Peek;
 pub use random::Random;

@@ -8,6 +8,9 @@
 pub const MAX_HOSTNAME_LEN: usize = 253;
 /// Longest DNS label, in bytes.
 pub const MAX_LABEL_LEN: usize = 63;
+/// Longest edge id ([`crate::EdgeId`]), in bytes: it names the edge in directory keys and
+/// metric labels, where a short id keeps both readable.
+pub const MAX_EDGE_ID_LEN: usize = 64;
 
 /// Longest Fernet token accepted on a tunnel connection, in bytes of base64.
 ///

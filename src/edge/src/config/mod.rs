@@ -60,10 +60,12 @@ impl std::str::FromStr for IoDriver {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Addresses for browsers (and, without `peer_listen`, tunnels too: single-port mode).
+    /// Addresses for browsers (and, without `tunnel_listen`, tunnels too: single-port mode).
     pub listen: Option<Vec<SocketAddr>>,
-    /// Addresses for tunnels only (dual-port mode).
-    pub peer_listen: Option<Vec<SocketAddr>>,
+    /// Addresses for tunnels only (dual-port mode). `peer_listen`, its name before, is still
+    /// read, so configs written for it keep working.
+    #[serde(alias = "peer_listen")]
+    pub tunnel_listen: Option<Vec<SocketAddr>>,
     /// File of Fernet keys, one per line; any may verify a token.
     pub fernet_keys: Option<PathBuf>,
     /// Worker threads; 0 or absent means one per CPU.
@@ -75,7 +77,7 @@ pub struct RawConfig {
     /// Expect a PROXY protocol (v1 or v2) header on every connection, from a trusted balancer.
     pub trust_proxy_protocol: Option<bool>,
     /// Listeners one by one (`[[listeners]]`: `addr`, `role` = both | browsers | tunnels,
-    /// `trust_proxy_protocol`), instead of `listen`, `peer_listen` and `trust_proxy_protocol`.
+    /// `trust_proxy_protocol`), instead of `listen`, `tunnel_listen` and `trust_proxy_protocol`.
     pub listeners: Option<Vec<ListenerSpec>>,
     /// I/O driver.
     pub io: Option<IoDriver>,
@@ -221,7 +223,7 @@ pub struct EdgeConfig {
     /// Browser (and, in single-port mode, tunnel) addresses.
     pub listen: Vec<SocketAddr>,
     /// Tunnel-only addresses (dual-port mode); empty in single-port mode.
-    pub peer_listen: Vec<SocketAddr>,
+    pub tunnel_listen: Vec<SocketAddr>,
     /// Keys that may verify a token.
     pub fernet_keys: Vec<FernetKey>,
     /// Where the keys came from (reloaded on SIGHUP), if a file.
@@ -234,7 +236,7 @@ pub struct EdgeConfig {
     pub admin: Option<SocketAddr>,
     /// Require a PROXY header on every connection.
     pub trust_proxy_protocol: bool,
-    /// Listeners one by one; when not empty, `listen`, `peer_listen` and
+    /// Listeners one by one; when not empty, `listen`, `tunnel_listen` and
     /// `trust_proxy_protocol` are not used.
     pub listeners: Vec<ListenerSpec>,
     /// I/O driver.
@@ -274,7 +276,7 @@ impl RawConfig {
         }
         RawConfig {
             listen: pick!(listen),
-            peer_listen: pick!(peer_listen),
+            tunnel_listen: pick!(tunnel_listen),
             fernet_keys: pick!(fernet_keys),
             workers: pick!(workers),
             pin_workers: pick!(pin_workers),
@@ -337,19 +339,19 @@ impl RawConfig {
         let base = MuxConfig::server();
         if self.listeners.is_some()
             && (self.listen.is_some()
-                || self.peer_listen.is_some()
+                || self.tunnel_listen.is_some()
                 || self.trust_proxy_protocol.is_some())
         {
             return Err(invalid(
                 "listeners",
-                "[[listeners]] replaces listen, peer_listen and trust_proxy_protocol: use one \
+                "[[listeners]] replaces listen, tunnel_listen and trust_proxy_protocol: use one \
                  way or the other",
             ));
         }
         let config = EdgeConfig {
             listeners: self.listeners.unwrap_or_default(),
             listen: self.listen.unwrap_or_else(|| vec![defaults::LISTEN]),
-            peer_listen: self.peer_listen.unwrap_or_default(),
+            tunnel_listen: self.tunnel_listen.unwrap_or_default(),
             fernet_keys,
             fernet_keys_path,
             workers,
@@ -426,13 +428,13 @@ pub fn parse_keys(text: &str) -> Result<Vec<FernetKey>, usize> {
 
 impl EdgeConfig {
     /// The listeners to bind: `listeners` if given, else `listen` (browsers, and tunnels too
-    /// without `peer_listen`) and `peer_listen` (tunnels), all trusting a PROXY header or none
+    /// without `tunnel_listen`) and `tunnel_listen` (tunnels), all trusting a PROXY header or none
     /// as `trust_proxy_protocol` says.
     pub fn listener_specs(&self) -> Vec<ListenerSpec> {
         if !self.listeners.is_empty() {
             return self.listeners.clone();
         }
-        let public_role = if self.peer_listen.is_empty() {
+        let public_role = if self.tunnel_listen.is_empty() {
             Role::Both
         } else {
             Role::Browsers
@@ -445,7 +447,7 @@ impl EdgeConfig {
         self.listen
             .iter()
             .map(|a| spec(a, public_role))
-            .chain(self.peer_listen.iter().map(|a| spec(a, Role::Tunnels)))
+            .chain(self.tunnel_listen.iter().map(|a| spec(a, Role::Tunnels)))
             .collect()
     }
 

@@ -29,7 +29,7 @@ fn defaults_serve_a_newcomer_on_loopback() {
     };
     let c = raw.resolve().unwrap();
     assert_eq!(c.listen, vec![DEFAULT_LISTEN]);
-    assert!(c.peer_listen.is_empty());
+    assert!(c.tunnel_listen.is_empty());
     assert_eq!(c.fernet_keys.len(), 1);
     assert!(c.workers >= 1);
     assert_eq!(c.io, IoDriver::Auto);
@@ -273,7 +273,7 @@ fn listeners_are_given_one_by_one_with_their_roles_and_trust() {
     // The old keys still mean what they meant.
     let old = RawConfig {
         listen: Some(vec!["127.0.0.1:1".parse().unwrap()]),
-        peer_listen: Some(vec!["127.0.0.1:2".parse().unwrap()]),
+        tunnel_listen: Some(vec!["127.0.0.1:2".parse().unwrap()]),
         trust_proxy_protocol: Some(true),
         fernet_keys: Some(keys.clone()),
         ..Default::default()
@@ -286,6 +286,19 @@ fn listeners_are_given_one_by_one_with_their_roles_and_trust() {
         .map(|s| (s.role, s.trust_proxy_protocol))
         .collect();
     assert_eq!(roles, [(Role::Browsers, true), (Role::Tunnels, true)]);
+    // `peer_listen`, the tunnel listener's name before, still reads as `tunnel_listen`; a file
+    // that spells it both ways is refused rather than one silently winning.
+    let renamed = RawConfig::from_toml("peer_listen = [\"127.0.0.1:2\"]\n").unwrap();
+    assert_eq!(
+        renamed.tunnel_listen,
+        Some(vec!["127.0.0.1:2".parse().unwrap()])
+    );
+    assert!(
+        RawConfig::from_toml(
+            "peer_listen = [\"127.0.0.1:2\"]\ntunnel_listen = [\"127.0.0.1:3\"]\n"
+        )
+        .is_err()
+    );
     // Mixing both ways, or a listener twice, is refused with the setting named.
     let mixed = RawConfig::from_toml(&format!(
         "fernet_keys = \"{}\"\nlisten = [\"127.0.0.1:1\"]\n[[listeners]]\naddr = \"127.0.0.1:2\"\n",

@@ -2,7 +2,7 @@
 //!
 //! Within the hello timeout: an optional PROXY header (required on trusted listeners), then
 //! the first byte decides: `0x16` is a browser's TLS ClientHello, read until complete and
-//! routed by its SNI; `g` starts a tunnel's Fernet token (single-port and peer listeners);
+//! routed by its SNI; `g` starts a tunnel's Fernet token (single-port and tunnel listeners);
 //! anything else is closed. Refusals of TLS clients carry a fatal TLS alert (the record layer
 //! is known by then), so curl and browsers show "unrecognized name" rather than a reset.
 
@@ -19,12 +19,13 @@ use sluice_proto::preamble::{self, Rules, classify};
 use sluice_proto::sni::AlertDescription;
 
 use super::admission::{Pending, Refused, refuse};
-use super::{Worker, channel, tunnel};
+use super::{Worker, channel, forward, tunnel};
 use crate::io;
 use crate::listener::ListenerKind;
 use crate::message::{Handover, Message};
 use crate::metrics::{Refusal, WorkerMetrics};
 use crate::quota::Held;
+use crate::routes::Found;
 
 /// Most workers a connection visits (routes can move while it travels).
 const MAX_HOPS: u8 = 2;
@@ -50,16 +51,16 @@ enum Preamble {
 pub(super) async fn handle(
     w: Rc<Worker>,
     stream: TcpStream,
-    peer: SocketAddr,
+    remote: SocketAddr,
     kind: ListenerKind,
     held: Held,
 ) {
-    let span = debug_span!("conn", %peer, sni = tracing::field::Empty);
+    let span = debug_span!("conn", %remote, sni = tracing::field::Empty);
     async move {
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
         let pending = Pending::new(&w, held);
-        let caller = peer.ip().to_canonical();
+        let caller = remote.ip().to_canonical();
         let hello_timeout = w.config.timeouts.hello;
         let preamble = match monoio::time::timeout(
             hello_timeout,
@@ -85,7 +86,7 @@ pub(super) async fn handle(
                 route(w, stream, buf.freeze(), sni, record_version, caller, 0).await;
             }
             Preamble::Tunnel { buf, caller } => {
-                tunnel::accept(w, stream, buf, caller, peer, pending).await;
+                tunnel::accept(w, stream, buf, caller, remote, pending).await;
             }
         }
     }
@@ -158,7 +159,7 @@ fn refusal(r: preamble::Refusal) -> Refused {
     use preamble::Refusal as R;
     match r {
         R::BadProxyHeader => Refused::silent(Refusal::BadProxyHeader),
-        R::TlsOnTunnelPort => Refused::silent(Refusal::TlsOnPeerPort),
+        R::TlsOnTunnelPort => Refused::silent(Refusal::TlsOnTunnelPort),
         R::TunnelOnBrowserPort => Refused::silent(Refusal::TunnelOnPublicPort),
         R::NotTls => Refused::silent(Refusal::NotTls),
         R::HelloTooLarge {
@@ -205,7 +206,7 @@ pub(super) async fn route(
         )
     };
     match w.lookup(&sni) {
-        Some(r) if r.worker == w.id => match r.tunnel.and_then(|k| w.tunnel(k)) {
+        Some(Found::Local(r)) if r.worker == w.id => match r.tunnel.and_then(|k| w.tunnel(k)) {
             // A task of its own, sized for proxying, not for reading hellos and handshakes.
             Some(t) => {
                 monoio::spawn(
@@ -215,7 +216,7 @@ pub(super) async fn route(
             }
             None => refuse(&w, stream, unknown()).await,
         },
-        Some(r) if hops < MAX_HOPS => {
+        Some(Found::Local(r)) if hops < MAX_HOPS => {
             debug!(to = r.worker, %sni, "handing over to the tunnel's worker");
             let handover = Handover {
                 stream: io::into_std(stream),
@@ -231,13 +232,16 @@ pub(super) async fn route(
                 Err(_) => w.m().refused(Refusal::ShuttingDown),
             }
         }
+        Some(Found::Remote(r)) => {
+            forward::forward(w, stream, preamble, caller, record_version, r).await
+        }
         _ => refuse(&w, stream, unknown()).await,
     }
 }
 
 /// A connection another worker read the hello of.
 pub(super) async fn take_handover(w: Rc<Worker>, h: Handover) {
-    let span = debug_span!("conn", peer = %h.caller, sni = %h.sni, hops = h.hops);
+    let span = debug_span!("conn", caller = %h.caller, sni = %h.sni, hops = h.hops);
     async move {
         match TcpStream::from_std(h.stream) {
             Ok(stream) => {

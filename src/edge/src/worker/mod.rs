@@ -4,6 +4,7 @@
 mod admission;
 mod channel;
 mod conn;
+mod forward;
 mod tunnel;
 
 use monoio::net::TcpListener;
@@ -28,7 +29,7 @@ use crate::listener::ListenerKind;
 use crate::message::Message;
 use crate::metrics::{Metrics, TunnelEnd, WorkerMetrics};
 use crate::quota::Quotas;
-use crate::routes::Routes;
+use crate::routes::{LocalRoute, Routes};
 use crate::sync::Latch;
 use tunnel::Tunnel;
 
@@ -50,8 +51,8 @@ pub(crate) struct Worker {
     keys: RefCell<Arc<[FernetKey]>>,
     routes: RefCell<Routes>,
     tunnels: RefCell<Slab<Rc<Tunnel>>>,
-    /// Senders to every worker, this one included (index = worker id).
-    peers: Vec<UnboundedSender<Message>>,
+    /// Senders to every worker of this edge, this one included (index = worker id).
+    siblings: Vec<UnboundedSender<Message>>,
     /// The edge-wide registration counter (touched once per tunnel handshake).
     seq: Arc<AtomicU64>,
     rng: SharedRng,
@@ -74,7 +75,7 @@ impl Worker {
         id: usize,
         config: Arc<EdgeConfig>,
         metrics: Arc<Metrics>,
-        peers: Vec<UnboundedSender<Message>>,
+        siblings: Vec<UnboundedSender<Message>>,
         seq: Arc<AtomicU64>,
         quotas: Quotas,
     ) -> Self {
@@ -85,7 +86,7 @@ impl Worker {
             metrics,
             routes: RefCell::new(Routes::new(id)),
             tunnels: RefCell::new(Slab::new()),
-            peers,
+            siblings,
             seq,
             rng: SharedRng(Rc::new(RefCell::new(StdRng::from_entropy()))),
             quotas,
@@ -148,9 +149,28 @@ impl Worker {
             Message::RouteClaim { names, worker, seq } => {
                 let replaced = self.routes.borrow_mut().claim(&names, worker, seq, None);
                 self.replace(replaced);
+                self.count_routes();
             }
             Message::RouteRelease { names, worker, seq } => {
                 self.routes.borrow_mut().release(&names, worker, seq);
+                self.count_routes();
+            }
+            Message::RemoteInstall { names, edge, rev } => {
+                let refused = self.routes.borrow_mut().install_remote(&names, &edge, rev);
+                if refused > 0 {
+                    WorkerMetrics::add(&self.m().remote_routes_refused, refused);
+                    warn!(
+                        refused,
+                        %edge,
+                        cap = crate::routes::MAX_REMOTE_ROUTES,
+                        "remote routes over the cap refused"
+                    );
+                }
+                self.count_routes();
+            }
+            Message::RemoteRemove { names, edge, rev } => {
+                self.routes.borrow_mut().remove_remote(&names, &edge, rev);
+                self.count_routes();
             }
             Message::Keys(keys) => {
                 info!(keys = keys.len(), "Fernet keys reloaded");
@@ -169,7 +189,7 @@ impl Worker {
             }
             Message::EndTunnel { name, reply } => {
                 let mine = self
-                    .lookup(&name)
+                    .lookup_local(&name)
                     .filter(|r| r.worker == self.id)
                     .and_then(|r| r.tunnel.and_then(|k| self.tunnel(k)));
                 if let Some(t) = &mine {
@@ -182,7 +202,7 @@ impl Worker {
                 let answer = match &q.host {
                     Some(host) => {
                         let views: Vec<_> = self
-                            .lookup(host)
+                            .lookup_local(host)
                             .filter(|r| r.worker == self.id)
                             .and_then(|r| r.tunnel.and_then(|k| self.tunnel(k)))
                             .map(|t| t.view(self.id))
@@ -245,6 +265,7 @@ impl Worker {
             .borrow_mut()
             .claim(&t.names, self.id, t.seq, Some(key));
         self.replace(replaced);
+        self.count_routes();
         self.broadcast(|| Message::RouteClaim {
             names: t.names.clone(),
             worker: self.id,
@@ -268,6 +289,7 @@ impl Worker {
     fn unregister(&self, key: usize, t: &Tunnel) {
         self.tunnels.borrow_mut().try_remove(key);
         self.routes.borrow_mut().release(&t.names, self.id, t.seq);
+        self.count_routes();
         self.broadcast(|| Message::RouteRelease {
             names: t.names.clone(),
             worker: self.id,
@@ -309,10 +331,10 @@ impl Worker {
     }
 
     fn broadcast(&self, msg: impl Fn() -> Message) {
-        for (i, peer) in self.peers.iter().enumerate() {
+        for (i, sibling) in self.siblings.iter().enumerate() {
             if i != self.id {
                 // A worker that is gone needs no news.
-                let _ = peer.send(msg());
+                let _ = sibling.send(msg());
             }
         }
     }
@@ -321,8 +343,18 @@ impl Worker {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn lookup(&self, name: &Hostname) -> Option<crate::routes::Route> {
+    fn lookup(&self, name: &Hostname) -> Option<crate::routes::Found> {
         self.routes.borrow().lookup(name)
+    }
+
+    fn lookup_local(&self, name: &Hostname) -> Option<LocalRoute> {
+        self.routes.borrow().lookup_local(name)
+    }
+
+    /// Publishes the directory's size after a change (two relaxed stores).
+    fn count_routes(&self) {
+        let (local, remote) = self.routes.borrow().counts();
+        self.m().set_routes(local, remote);
     }
 
     fn tunnel(&self, key: usize) -> Option<Rc<Tunnel>> {
@@ -330,7 +362,7 @@ impl Worker {
     }
 
     fn send_to(&self, worker: usize, msg: Message) -> Result<(), Message> {
-        self.peers[worker].send(msg).map_err(|e| e.0)
+        self.siblings[worker].send(msg).map_err(|e| e.0)
     }
 }
 
@@ -348,12 +380,12 @@ async fn accept_loop(w: Rc<Worker>, listener: TcpListener, kind: ListenerKind) {
             return;
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, remote)) => {
                 let Some(held) = w.quotas.pending.take() else {
                     w.m().refused(crate::metrics::Refusal::PendingLimit);
                     continue;
                 };
-                monoio::spawn(conn::handle(w.clone(), stream, peer, kind, held));
+                monoio::spawn(conn::handle(w.clone(), stream, remote, kind, held));
             }
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning on the error.

@@ -312,7 +312,7 @@ pub(super) async fn accept(
     mut stream: TcpStream,
     buf: BytesMut,
     caller: IpAddr,
-    peer: SocketAddr,
+    remote: SocketAddr,
     pending: Pending,
 ) {
     let limit = w.config.timeouts.handshake;
@@ -366,7 +366,7 @@ pub(super) async fn accept(
         input: Notify::default(),
         writer: RefCell::new(None),
         write_timeout: w.config.timeouts.write,
-        span: info_span!("tunnel", host = %names0, %peer, %caller),
+        span: info_span!("tunnel", host = %names0, %remote, %caller),
         ended: Latch::default(),
         end_cause: Cell::new(None),
         metrics: w.metrics.clone(),
@@ -376,7 +376,7 @@ pub(super) async fn accept(
         pauses: Cell::new(0),
         compactions: Cell::new(0),
         cipher: claims.cipher,
-        remote: peer,
+        remote,
         since: now,
     });
     let span = t.span.clone();
