@@ -12,6 +12,19 @@
 //!
 //! `now` is monotonic and passed in; nothing here reads a clock.
 //!
+//! A claim's life, per name:
+//!
+//! ```text
+//!  claimed, replica not live ── Blind ──snapshot──┐
+//!  claimed, replica live ────────────────────────▶ Unpublished{over revision B} ──lease held──▶ InFlight
+//!  InFlight ──won at R──▶ Held{R}
+//!  InFlight ──lost: key gone, or an older claim of this edge's──▶ Unpublished{its revision, or 0}
+//!  InFlight ──lost to another edge──▶ yield
+//!  Held{R} ──another edge's put after R seen──▶ yield      Held{R} ──lease lost──▶ Unpublished{R}
+//!  yield: a primary name ends the tunnel (and its claims); an alias becomes Yielded,
+//!  Yielded ──key deleted──▶ Reclaim, Unpublished{0}
+//! ```
+//!
 //! The state is soft: nothing is ever taken away from the edge because the store is out of
 //! reach. A failed operation backs off for `retry_after`, then everything still needed is
 //! asked for again (a lease, the edge's key, unpublished claims, releases, a resync).

@@ -9,28 +9,36 @@ use sim::{Params, World};
 /// Seeds every run covers (`SIM_SEEDS` asks for another count, for a longer hunt).
 const SEEDS: u64 = 200;
 
-fn run(seed: u64) -> Result<std::time::Duration, String> {
+fn run(seed: u64) -> Result<World, String> {
     let mut w = World::new(seed, Params::for_seed(seed));
     w.run()?;
-    Ok(w.worst_conflict)
+    Ok(w)
 }
 
 #[test]
 fn fleet_converges_after_faults_for_every_seed() {
     let mut worst = std::time::Duration::ZERO;
+    let mut faults = std::collections::BTreeMap::new();
     let seeds = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(SEEDS);
     for seed in 0..seeds {
         match run(seed) {
-            Ok(w) => worst = worst.max(w),
+            Ok(w) => {
+                worst = worst.max(w.worst_conflict);
+                for (kind, n) in w.faults {
+                    *faults.entry(kind).or_insert(0) += n;
+                }
+            }
             Err(report) => panic!("{report}"),
         }
     }
-    // The runs did meet conflicts (a check that never sees one checks nothing).
+    // The runs did meet conflicts and every kind of fault (a check that never sees one
+    // checks nothing).
     assert!(worst > std::time::Duration::ZERO);
-    println!("longest conflict: {worst:?}");
+    assert_eq!(faults.len(), 8, "{faults:?}");
+    println!("longest conflict: {worst:?}; faults: {faults:?}");
 }
 
 /// Replays the seed in `SIM_SEED` (does nothing without it).
@@ -40,7 +48,10 @@ fn replay() {
         return;
     };
     match run(seed) {
-        Ok(w) => println!("seed {seed} passes; longest conflict {w:?}"),
+        Ok(w) => println!(
+            "seed {seed} passes; longest conflict {:?}; faults {:?}",
+            w.worst_conflict, w.faults
+        ),
         Err(report) => panic!("{report}"),
     }
 }

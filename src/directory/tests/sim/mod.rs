@@ -4,8 +4,10 @@
 //! (ticks of `TICK`); nothing sleeps.
 //!
 //! What it checks:
-//! - the bound, all along: while the store is up, no edge serves from a local tunnel a name
-//!   whose route key names another edge for longer than one lease TTL;
+//! - the bound, all along: no edge in reach of the store serves from a local tunnel a name
+//!   whose route key names another edge for longer than one lease TTL (the clock stops while
+//!   the whole store is down, and starts again when an edge cut off alone is back: until
+//!   then it keeps what it has, by design);
 //! - convergence, once the faults stop and the fleet settles: every connector is connected,
 //!   every name is owned in the store by exactly its connector's live tunnel under its edge's
 //!   live lease, no route key is left over, no stale tunnel is left on any edge, and every
@@ -85,6 +87,8 @@ struct Edge {
     /// The next revision the watch delivers, while one runs.
     watch: Option<u64>,
     restart_at: Option<Instant>,
+    /// Cut off from the store (alone) until then: its operations fail, its watch breaks.
+    cut_until: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -114,6 +118,8 @@ pub struct World {
     /// A failure found where it could not be returned at once.
     error: Option<String>,
     pub worst_conflict: Duration,
+    /// How many of each fault took effect.
+    pub faults: BTreeMap<&'static str, u64>,
 }
 
 fn config(id: &EdgeId, i: usize) -> Config {
@@ -145,6 +151,7 @@ impl World {
                     remote: BTreeMap::new(),
                     watch: None,
                     restart_at: None,
+                    cut_until: None,
                 }
             })
             .collect();
@@ -178,6 +185,7 @@ impl World {
             log: VecDeque::new(),
             error: None,
             worst_conflict: Duration::ZERO,
+            faults: BTreeMap::new(),
         };
         for e in 0..w.edges.len() {
             w.drive_later(e);
@@ -238,6 +246,11 @@ impl World {
         for e in 0..self.edges.len() {
             if self.edges[e].restart_at.is_some_and(|t| t <= now) {
                 self.restart(e);
+            }
+        }
+        for edge in &mut self.edges {
+            if edge.cut_until.is_some_and(|t| t <= now) {
+                edge.cut_until = None;
             }
         }
         for c in 0..self.connectors.len() {
@@ -427,6 +440,7 @@ impl World {
         edge.local.clear();
         edge.remote.clear();
         edge.watch = None;
+        edge.cut_until = None;
         self.note(format!("edge {e} restarts"));
         self.drive_later(e);
     }
@@ -448,7 +462,11 @@ impl World {
             if !self.edges[e].alive || self.edges[e].incarnation != inc {
                 continue;
             }
-            self.run_op(e, op);
+            if self.edges[e].cut_until.is_some() {
+                self.edges[e].dir.handle_failed(now, op.id());
+            } else {
+                self.run_op(e, op);
+            }
             self.drive(e)?;
         }
     }
@@ -527,7 +545,7 @@ impl World {
             if !self.edges[e].alive {
                 continue;
             }
-            if !self.store.up {
+            if !self.store.up || self.edges[e].cut_until.is_some() {
                 self.edges[e].watch = None;
                 self.edges[e].dir.handle_watch_lost(now);
                 self.drive(e)?;
@@ -566,6 +584,7 @@ impl World {
                 let c = self.rng.pick(self.connectors.len());
                 if self.connectors[c].current.take().is_some() {
                     self.note(format!("fault: connector {c} drops its tunnel silently"));
+                    *self.faults.entry("silent drop").or_default() += 1;
                     self.connectors[c].reconnect_at =
                         Some(now + Duration::from_millis(self.rng.range(20, 300)));
                 }
@@ -577,6 +596,7 @@ impl World {
                     && self.edges[e].incarnation == inc
                 {
                     self.note(format!("fault: connector {c}'s tunnel closes"));
+                    *self.faults.entry("tunnel close").or_default() += 1;
                     self.end_tunnel(e, seq);
                 }
             }
@@ -584,6 +604,7 @@ impl World {
                 let e = self.rng.pick(self.edges.len());
                 if self.edges[e].alive && self.edges[e].watch.take().is_some() {
                     self.note(format!("fault: edge {e}'s watch breaks"));
+                    *self.faults.entry("watch break").or_default() += 1;
                     self.edges[e].dir.handle_watch_lost(now);
                     self.drive(e)?;
                 }
@@ -592,6 +613,7 @@ impl World {
                 if self.outage_until.is_none() {
                     let d = Duration::from_millis(self.rng.range(200, 4000));
                     self.note(format!("fault: store down for {} ms", d.as_millis()));
+                    *self.faults.entry("store outage").or_default() += 1;
                     self.store.set_up(now, false);
                     self.outage_until = Some(now + d);
                 }
@@ -602,17 +624,32 @@ impl World {
                     && self.edges[e].alive
                 {
                     self.note(format!("fault: edge {e}'s lease {} expires", lease.0));
+                    *self.faults.entry("lease expiry").or_default() += 1;
                     self.store.revoke(lease);
                 }
             }
-            75..88 => {
+            75..85 => {
                 let e = self.rng.pick(self.edges.len());
                 if self.edges[e].alive {
                     self.crash(e);
                 }
             }
+            // One edge loses the store while the others keep it (its tunnels stay up).
+            85..92 => {
+                let e = self.rng.pick(self.edges.len());
+                if self.edges[e].alive && self.edges[e].cut_until.is_none() {
+                    let d = Duration::from_millis(self.rng.range(200, 5000));
+                    self.note(format!(
+                        "fault: edge {e} cut off from the store for {} ms",
+                        d.as_millis()
+                    ));
+                    *self.faults.entry("edge cut off").or_default() += 1;
+                    self.edges[e].cut_until = Some(now + d);
+                }
+            }
             _ => {
                 self.note("fault: store compacts".into());
+                *self.faults.entry("compaction").or_default() += 1;
                 self.store.compact();
             }
         }
@@ -622,6 +659,7 @@ impl World {
     fn crash(&mut self, e: usize) {
         let now = self.now;
         self.note(format!("fault: edge {e} crashes"));
+        *self.faults.entry("edge crash").or_default() += 1;
         let edge = &mut self.edges[e];
         edge.alive = false;
         edge.watch = None;
@@ -649,7 +687,8 @@ impl World {
     fn check_bound(&mut self) -> Result<(), String> {
         let mut seen = Vec::new();
         for (e, edge) in self.edges.iter().enumerate() {
-            if !edge.alive {
+            // An edge cut off keeps serving what it has (soft state); its clock stops.
+            if !edge.alive || edge.cut_until.is_some() {
                 continue;
             }
             for name in edge.local.keys() {
