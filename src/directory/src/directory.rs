@@ -982,3 +982,6 @@ impl Directory {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
