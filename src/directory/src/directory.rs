@@ -131,6 +131,8 @@ pub struct Directory {
     releases: BTreeMap<Hostname, Release>,
     /// What the edge was told: its remote routes.
     installed: BTreeMap<Hostname, (EdgeId, u64)>,
+    /// Names whose claim or release may need an operation.
+    todo: BTreeSet<Hostname>,
     ops: HashMap<OpId, Pending>,
     next_op: u64,
     backoff_until: Option<Instant>,
@@ -228,6 +230,7 @@ impl Directory {
             claims: BTreeMap::new(),
             releases: BTreeMap::new(),
             installed: BTreeMap::new(),
+            todo: BTreeSet::new(),
             ops: HashMap::new(),
             next_op: 0,
             backoff_until: None,
@@ -305,6 +308,7 @@ impl Directory {
                 }
             }
             self.releases.remove(name);
+            self.todo.insert(name.clone());
             // A claim made blind would replace claims the store took that this edge has not
             // seen: it waits for the replica to catch up.
             let state = if self.is_live() {
@@ -404,6 +408,7 @@ impl Directory {
         let Some(Pending::Claim { name, seq }) = self.ops.remove(&op) else {
             return;
         };
+        self.todo.insert(name.clone());
         let current_lease = self.lease();
         let Some(claim) = self.claims.get_mut(&name) else {
             // Released while in flight: delete it if we won.
@@ -494,6 +499,7 @@ impl Directory {
         self.stats.resyncs += 1;
         for (name, c) in self.claims.iter_mut() {
             if c.state == ClaimState::Blind {
+                self.todo.insert(name.clone());
                 let basis = self.replica.get(name).map_or(0, |r| r.revision);
                 c.state = ClaimState::Unpublished { basis };
             }
@@ -572,6 +578,7 @@ impl Directory {
         self.stats.failed += 1;
         match pending {
             Pending::Claim { name, .. } => {
+                self.todo.insert(name.clone());
                 if let Some(c) = self.claims.get_mut(&name)
                     && let ClaimState::InFlight { op: o, basis, .. } = c.state
                     && o == op
@@ -580,6 +587,7 @@ impl Directory {
                 }
             }
             Pending::Release { name } => {
+                self.todo.insert(name.clone());
                 if let Some(r) = self.releases.get_mut(&name)
                     && r.op == Some(op)
                 {
@@ -735,6 +743,7 @@ impl Directory {
     /// Brings the claim, the release and the edge's remote route for `name` in line with the
     /// replica, after a change at `revision`.
     fn settle(&mut self, name: &Hostname, revision: u64) {
+        self.todo.insert(name.clone());
         let me = self.config.me.clone();
         let lease = self.lease();
         let held = self.claims.get(name).and_then(|c| match c.state {
@@ -828,6 +837,7 @@ impl Directory {
     }
 
     fn release(&mut self, name: &Hostname, revision: u64) {
+        self.todo.insert(name.clone());
         self.releases
             .insert(name.clone(), Release { revision, op: None });
     }
@@ -859,7 +869,8 @@ impl Directory {
         self.registered = Step::No;
         self.ops
             .retain(|_, p| !matches!(p, Pending::KeepAlive | Pending::Register));
-        for c in self.claims.values_mut() {
+        for (name, c) in self.claims.iter_mut() {
+            self.todo.insert(name.clone());
             match c.state {
                 ClaimState::Held { revision } => {
                     c.state = ClaimState::Unpublished { basis: revision };
@@ -902,46 +913,52 @@ impl Directory {
             self.store_out
                 .push_back(StoreOp::KeepAlive { op, lease: id });
         }
-        if let Some(lease) = self.lease() {
-            if self.registered == Step::No {
-                let op = self.op(Pending::Register);
-                self.registered = Step::InFlight;
-                let value = EdgeValue {
-                    addr: self.config.fleet_addr,
-                };
-                self.store_out.push_back(StoreOp::Register {
+        if let Some(lease) = self.lease()
+            && self.registered == Step::No
+        {
+            let op = self.op(Pending::Register);
+            self.registered = Step::InFlight;
+            let value = EdgeValue {
+                addr: self.config.fleet_addr,
+            };
+            self.store_out.push_back(StoreOp::Register {
+                op,
+                key: Key::Edge(self.config.me.clone()).encode(),
+                value: value.encode(),
+                lease,
+            });
+        }
+        // Only the names an input touched, so an edge with many routes pays per change, not
+        // per route.
+        let lease = self.lease();
+        for name in std::mem::take(&mut self.todo) {
+            if let Some(r) = self.releases.get(&name)
+                && r.op.is_none()
+            {
+                let revision = r.revision;
+                let op = self.op(Pending::Release { name: name.clone() });
+                if let Some(r) = self.releases.get_mut(&name) {
+                    r.op = Some(op);
+                }
+                self.store_out.push_back(StoreOp::Release {
                     op,
-                    key: Key::Edge(self.config.me.clone()).encode(),
-                    value: value.encode(),
-                    lease,
+                    key: Key::Route(name.clone()).encode(),
+                    if_mod_revision: revision,
                 });
             }
-            let todo: Vec<Hostname> = self
+            if self
                 .claims
-                .iter()
-                .filter(|(_, c)| matches!(c.state, ClaimState::Unpublished { .. }))
-                .map(|(n, _)| n.clone())
-                .collect();
-            for name in todo {
-                self.publish(&name, lease);
+                .get(&name)
+                .is_some_and(|c| matches!(c.state, ClaimState::Unpublished { .. }))
+            {
+                match lease {
+                    Some(lease) => self.publish(&name, lease),
+                    // Published once a lease is granted.
+                    None => {
+                        self.todo.insert(name);
+                    }
+                }
             }
-        }
-        let todo: Vec<(Hostname, u64)> = self
-            .releases
-            .iter()
-            .filter(|(_, r)| r.op.is_none())
-            .map(|(n, r)| (n.clone(), r.revision))
-            .collect();
-        for (name, revision) in todo {
-            let op = self.op(Pending::Release { name: name.clone() });
-            if let Some(r) = self.releases.get_mut(&name) {
-                r.op = Some(op);
-            }
-            self.store_out.push_back(StoreOp::Release {
-                op,
-                key: Key::Route(name).encode(),
-                if_mod_revision: revision,
-            });
         }
         if self.watch == Watch::Down {
             let op = self.op(Pending::Snapshot);

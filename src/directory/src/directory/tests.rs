@@ -336,3 +336,37 @@ fn a_yielded_alias_is_claimed_again_once_free() {
     }));
     assert_eq!(claim_op(&ops(&mut d)).1, 0);
 }
+
+#[test]
+fn a_replica_of_100k_routes_is_installed_and_followed_name_by_name() {
+    const N: u64 = 100_000;
+    let now = start();
+    let kvs = (0..N)
+        .map(|i| route_kv(&format!("h{i}.test"), "b", i, 10 + i, THEIRS))
+        .collect();
+    let (mut d, _) = ready(now, kvs, 10 + N);
+    let installs = actions(&mut d);
+    assert_eq!(installs.len() as u64, N);
+    assert!(
+        installs
+            .iter()
+            .all(|a| matches!(a, EdgeAction::InstallRemote { .. }))
+    );
+    // One local claim among them all; then every route is deleted, one event each.
+    d.handle_claimed(now, &[name("mine.test")], 0, 1);
+    let (op, _) = claim_op(&ops(&mut d));
+    d.handle_claim(now, op, ClaimOutcome::Won { revision: 20 + N });
+    for i in 0..N {
+        d.handle_watch(
+            now,
+            WatchEvent::Delete {
+                key: Key::Route(name(&format!("h{i}.test"))).encode(),
+                revision: 30 + N + i,
+            },
+        );
+    }
+    assert_eq!(actions(&mut d).len() as u64, N);
+    assert_eq!(d.remote_routes().count(), 0);
+    assert!(d.is_published());
+    assert_eq!(ops(&mut d), vec![]);
+}
