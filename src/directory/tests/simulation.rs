@@ -19,6 +19,7 @@ fn run(seed: u64) -> Result<World, String> {
 fn fleet_converges_after_faults_for_every_seed() {
     let mut worst = std::time::Duration::ZERO;
     let mut faults = std::collections::BTreeMap::new();
+    let mut live_yields = 0;
     let seeds = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -27,6 +28,7 @@ fn fleet_converges_after_faults_for_every_seed() {
         match run(seed) {
             Ok(w) => {
                 worst = worst.max(w.worst_conflict);
+                live_yields += w.live_yields;
                 for (kind, n) in w.faults {
                     *faults.entry(kind).or_insert(0) += n;
                 }
@@ -38,7 +40,9 @@ fn fleet_converges_after_faults_for_every_seed() {
     // checks nothing).
     assert!(worst > std::time::Duration::ZERO);
     assert_eq!(faults.len(), 8, "{faults:?}");
-    println!("longest conflict: {worst:?}; faults: {faults:?}");
+    println!(
+        "longest conflict: {worst:?}; live tunnels yielded: {live_yields}; faults: {faults:?}"
+    );
 }
 
 /// Replays the seed in `SIM_SEED` (does nothing without it).

@@ -120,6 +120,9 @@ pub struct World {
     pub worst_conflict: Duration,
     /// How many of each fault took effect.
     pub faults: BTreeMap<&'static str, u64>,
+    /// Yields that ended the tunnel its connector was using (the cost of a race lost to a
+    /// stale claim: the connector reconnects).
+    pub live_yields: u64,
 }
 
 fn config(id: &EdgeId, i: usize) -> Config {
@@ -186,6 +189,7 @@ impl World {
             error: None,
             worst_conflict: Duration::ZERO,
             faults: BTreeMap::new(),
+            live_yields: 0,
         };
         for e in 0..w.edges.len() {
             w.drive_later(e);
@@ -316,6 +320,14 @@ impl World {
                     "edge {e} yields {name} (tunnel {seq}, primary {primary})"
                 ));
                 if primary {
+                    let inc = self.edges[e].incarnation;
+                    if self
+                        .connectors
+                        .iter()
+                        .any(|c| c.current == Some((e, inc, seq)))
+                    {
+                        self.live_yields += 1;
+                    }
                     self.end_tunnel(e, seq);
                 } else if self.edges[e].local.get(&name).is_some_and(|l| l.0 == seq) {
                     self.edges[e].local.remove(&name);
