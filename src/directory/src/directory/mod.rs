@@ -291,12 +291,16 @@ impl Directory {
         if !matches!(self.ops.remove(&op), Some(Pending::Grant)) {
             return;
         }
+        let sent = match self.lease {
+            Lease::Granting { sent } => sent,
+            _ => now,
+        };
         self.lease = Lease::Held {
             id: lease,
             ttl,
-            expires: now + ttl,
-            renew_at: now + ttl / 3,
-            renewing: false,
+            expires: sent + ttl,
+            renew_at: sent + ttl / 3,
+            renewing: None,
         };
         self.registered = Step::No;
         self.pump(now);
@@ -315,10 +319,10 @@ impl Directory {
             ..
         } = &mut self.lease
         {
+            let sent = renewing.take().unwrap_or(now);
             *t = ttl;
-            *expires = now + ttl;
-            *renew_at = now + ttl / 3;
-            *renewing = false;
+            *expires = sent + ttl;
+            *renew_at = sent + ttl / 3;
         }
         self.pump(now);
     }
@@ -530,7 +534,7 @@ impl Directory {
                     renewing, renew_at, ..
                 } = &mut self.lease
                 {
-                    *renewing = false;
+                    *renewing = None;
                     *renew_at = now + self.config.retry_after;
                 }
             }
@@ -555,7 +559,7 @@ impl Directory {
                 renew_at,
                 renewing,
                 ..
-            } => Some(if renewing {
+            } => Some(if renewing.is_some() {
                 expires
             } else {
                 renew_at.min(expires)

@@ -242,21 +242,21 @@ impl Directory {
         }
         if matches!(self.lease, Lease::None) {
             let op = self.op(Pending::Grant);
-            self.lease = Lease::Granting;
+            self.lease = Lease::Granting { sent: now };
             let ttl_secs = self.config.lease_ttl.as_secs().max(1);
             self.store_out.push_back(StoreOp::Grant { op, ttl_secs });
         }
         if let Lease::Held {
             id,
             renew_at,
-            renewing: false,
+            renewing: None,
             ..
         } = self.lease
             && now >= renew_at
         {
             let op = self.op(Pending::KeepAlive);
             if let Lease::Held { renewing, .. } = &mut self.lease {
-                *renewing = true;
+                *renewing = Some(now);
             }
             self.store_out
                 .push_back(StoreOp::KeepAlive { op, lease: id });

@@ -6,18 +6,21 @@ use sluice_proto::Hostname;
 
 use crate::io::{LeaseId, OpId};
 
-/// The edge's lease, as far as this side knows: `expires` is counted from the last answer,
-/// so it runs out here no later than in the store.
+/// The edge's lease, as far as this side knows. `expires` is counted from when the last
+/// grant or keepalive was *sent*, so it runs out here no later than in the store.
 #[derive(Debug)]
 pub(super) enum Lease {
     None,
-    Granting,
+    Granting {
+        sent: Instant,
+    },
     Held {
         id: LeaseId,
         ttl: Duration,
         expires: Instant,
         renew_at: Instant,
-        renewing: bool,
+        /// When the keepalive in flight was sent.
+        renewing: Option<Instant>,
     },
 }
 

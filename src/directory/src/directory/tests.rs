@@ -253,15 +253,24 @@ fn the_lease_is_kept_alive_and_given_up_when_unrenewed_for_a_ttl() {
     let now = start();
     let (mut d, _) = ready(now, vec![], 5);
     assert_eq!(d.poll_timeout(), Some(now + TTL / 3));
-    d.handle_timeout(now + TTL / 3);
+    let sent = now + TTL / 3;
+    d.handle_timeout(sent);
     let out = ops(&mut d);
     assert!(
         matches!(out[..], [StoreOp::KeepAlive { lease: MINE, .. }]),
         "{out:?}"
     );
-    // No answer: at the end of the TTL the lease counts as lost and a new one is asked for.
-    assert_eq!(d.poll_timeout(), Some(now + TTL));
-    d.handle_timeout(now + TTL);
+    // A late answer counts from when the keepalive left, as the store's clock does.
+    d.handle_lease_renewed(sent + Duration::from_millis(700), out[0].id(), TTL);
+    let sent = sent + TTL / 3;
+    assert_eq!(d.poll_timeout(), Some(sent));
+    d.handle_timeout(sent);
+    assert!(matches!(ops(&mut d)[..], [StoreOp::KeepAlive { .. }]));
+    // No answer: a TTL after the last renewal left, the lease counts as lost and a new one
+    // is asked for.
+    let expiry = now + TTL / 3 + TTL;
+    assert_eq!(d.poll_timeout(), Some(expiry));
+    d.handle_timeout(expiry);
     assert_eq!(d.lease(), None);
     assert!(matches!(ops(&mut d)[..], [StoreOp::Grant { .. }]));
 }
