@@ -3,6 +3,11 @@
 //! etcd's semantics, connectors that reconnect to a random edge, and faults. Time is virtual
 //! (ticks of `TICK`); nothing sleeps.
 //!
+//! Faults: tunnels that drop silently (the edge keeps a stale tunnel) or close, watches that
+//! break, compaction, whole-store outages, one edge cut off from the store alone, lease
+//! expiries, edge crashes and restarts, and answers lost after the store applied the
+//! operation. Watches lag but never reorder (etcd does not).
+//!
 //! What it checks:
 //! - the bound, all along: no edge in reach of the store serves from a local tunnel a name
 //!   whose route key names another edge for longer than one lease TTL (the clock stops while
@@ -23,7 +28,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use sluice_directory::schema::{Key, ROUTES, RouteValue};
-use sluice_directory::{Config, Directory, EdgeAction, LeaseId, StoreOp};
+use sluice_directory::{ClaimOutcome, Config, Directory, EdgeAction, KeyValue, LeaseId, StoreOp};
 use sluice_proto::{EdgeId, Hostname};
 
 use rng::Rng;
@@ -64,6 +69,17 @@ impl Params {
             fault_rate: r.range(20, 80),
         }
     }
+}
+
+/// What the store answered, before it is told (or lost).
+enum Reply {
+    Granted(LeaseId, Duration),
+    Renewed(Duration),
+    LeaseLost(LeaseId),
+    Done,
+    Claim(ClaimOutcome),
+    Snapshot(Vec<KeyValue>, u64),
+    Failed,
 }
 
 #[derive(Debug)]
@@ -262,7 +278,7 @@ impl World {
                 self.reconnect(c);
             }
         }
-        self.run_ops()?;
+        self.run_ops(faults)?;
         self.store.expire(now);
         self.deliver_watches()?;
         for e in 0..self.edges.len() {
@@ -459,7 +475,7 @@ impl World {
 
     // The store side.
 
-    fn run_ops(&mut self) -> Result<(), String> {
+    fn run_ops(&mut self, faults: bool) -> Result<(), String> {
         let now = self.now;
         loop {
             let Some((&key, _)) = self.ops.first_key_value() else {
@@ -477,75 +493,84 @@ impl World {
             if self.edges[e].cut_until.is_some() {
                 self.edges[e].dir.handle_failed(now, op.id());
             } else {
-                self.run_op(e, op);
+                let lose_reply = faults && self.rng.range(0, 1000) < self.params.fault_rate / 2;
+                self.run_op(e, op, lose_reply);
             }
             self.drive(e)?;
         }
     }
 
-    fn run_op(&mut self, e: usize, op: StoreOp) {
+    /// Runs `op` against the store and answers the directory; with `lose_reply` the store
+    /// applies it but the answer is lost (an etcd client's timeout after the commit), so the
+    /// directory hears "failed" for something that happened.
+    fn run_op(&mut self, e: usize, op: StoreOp, lose_reply: bool) {
         let now = self.now;
-        let store = &mut self.store;
-        let edge = &mut self.edges[e];
-        let dir = &mut edge.dir;
         let id = op.id();
-        match op {
-            StoreOp::Grant { op, ttl_secs } => {
+        let store = &mut self.store;
+        let reply = match op {
+            StoreOp::Grant { ttl_secs, .. } => {
                 let ttl = Duration::from_secs(ttl_secs);
                 match store.grant(now, ttl) {
-                    Ok(lease) => dir.handle_lease_granted(now, op, lease, ttl),
-                    Err(_) => dir.handle_failed(now, op),
+                    Ok(lease) => Reply::Granted(lease, ttl),
+                    Err(_) => Reply::Failed,
                 }
             }
-            StoreOp::KeepAlive { op, lease } => match store.keep_alive(now, lease) {
-                Ok(ttl) => dir.handle_lease_renewed(now, op, ttl),
-                Err(Refusal::NoLease) => dir.handle_lease_lost(now, lease),
-                Err(Refusal::Down) => dir.handle_failed(now, op),
+            StoreOp::KeepAlive { lease, .. } => match store.keep_alive(now, lease) {
+                Ok(ttl) => Reply::Renewed(ttl),
+                Err(Refusal::NoLease) => Reply::LeaseLost(lease),
+                Err(Refusal::Down) => Reply::Failed,
             },
             StoreOp::Register {
-                op,
-                key,
-                value,
-                lease,
+                key, value, lease, ..
             } => match store.register(key, value, lease) {
-                Ok(()) => dir.handle_done(now, op),
-                Err(Refusal::NoLease) => dir.handle_lease_lost(now, lease),
-                Err(Refusal::Down) => dir.handle_failed(now, op),
+                Ok(()) => Reply::Done,
+                Err(Refusal::NoLease) => Reply::LeaseLost(lease),
+                Err(Refusal::Down) => Reply::Failed,
             },
             StoreOp::Claim {
-                op,
                 key,
                 value,
                 lease,
                 if_mod_revision,
+                ..
             } => match store.claim(key, value, lease, if_mod_revision) {
-                Ok(outcome) => dir.handle_claim(now, op, outcome),
-                Err(Refusal::NoLease) => dir.handle_lease_lost(now, lease),
-                Err(Refusal::Down) => dir.handle_failed(now, op),
+                Ok(outcome) => Reply::Claim(outcome),
+                Err(Refusal::NoLease) => Reply::LeaseLost(lease),
+                Err(Refusal::Down) => Reply::Failed,
             },
             StoreOp::Release {
-                op,
                 key,
                 if_mod_revision,
+                ..
             } => match store.release(key, if_mod_revision) {
-                Ok(()) => dir.handle_done(now, op),
-                Err(_) => dir.handle_failed(now, op),
+                Ok(()) => Reply::Done,
+                Err(_) => Reply::Failed,
             },
-            StoreOp::Snapshot { op, prefix } => match store.snapshot(&prefix) {
-                Ok((kvs, revision)) => dir.handle_snapshot(now, op, kvs, revision),
-                Err(_) => dir.handle_failed(now, op),
+            StoreOp::Snapshot { prefix, .. } => match store.snapshot(&prefix) {
+                Ok((kvs, revision)) => Reply::Snapshot(kvs, revision),
+                Err(_) => Reply::Failed,
             },
-            StoreOp::Watch {
-                op, from_revision, ..
-            } => {
-                if store.up {
-                    edge.watch = Some(from_revision);
-                } else {
-                    dir.handle_failed(now, op);
-                }
+            StoreOp::Watch { from_revision, .. } if store.up => {
+                self.edges[e].watch = Some(from_revision);
+                return;
             }
+            StoreOp::Watch { .. } => Reply::Failed,
+        };
+        let dir = &mut self.edges[e].dir;
+        if lose_reply && !matches!(reply, Reply::Failed) {
+            *self.faults.entry("lost reply").or_default() += 1;
+            dir.handle_failed(now, id);
+            return;
         }
-        let _ = id;
+        match reply {
+            Reply::Granted(lease, ttl) => dir.handle_lease_granted(now, id, lease, ttl),
+            Reply::Renewed(ttl) => dir.handle_lease_renewed(now, id, ttl),
+            Reply::LeaseLost(lease) => dir.handle_lease_lost(now, lease),
+            Reply::Done => dir.handle_done(now, id),
+            Reply::Claim(outcome) => dir.handle_claim(now, id, outcome),
+            Reply::Snapshot(kvs, revision) => dir.handle_snapshot(now, id, kvs, revision),
+            Reply::Failed => dir.handle_failed(now, id),
+        }
     }
 
     fn deliver_watches(&mut self) -> Result<(), String> {
