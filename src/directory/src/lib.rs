@@ -16,8 +16,10 @@
 //!   registered (the key absent: 0). A tunnel that reconnected elsewhere thus takes its names
 //!   over from the edge it left, and a claim that the store took in the meantime (a newer
 //!   tunnel) wins over it: the loser is told to [`EdgeAction::Yield`] (its primary name: end
-//!   the tunnel). An edge whose replica is not following the store claims nothing until a
-//!   snapshot is in (a blind claim could replace one it has not seen).
+//!   the tunnel; an alias: stop serving it, and [`EdgeAction::Reclaim`] it once it is free,
+//!   since the tunnel that took it may be one about to lose its own primary name). An edge
+//!   whose replica is not following the store claims nothing until a snapshot is in (a
+//!   blind claim could replace one it has not seen).
 //! - **Release.** A released name is deleted only if its key is still the one this edge put
 //!   (a transaction on the mod revision), so a release never removes a newer claim.
 //! - **Lease.** Routes die with their edge's lease: the store deletes them, every replica sees
@@ -31,8 +33,9 @@
 //!
 //! What it does not do: talk to etcd, open sockets, read a clock, spawn anything, or draw
 //! random numbers. The etcd client and the glue to `EdgeHandle` are `src/fleet`'s (issue 12,
-//! later). The edge has no call yet to give up one alias of a tunnel that keeps running:
-//! [`EdgeAction::Yield`] of an alias needs one (`end_tunnel` would end the primary too).
+//! later). The edge has no call yet to give up, or take back, one alias of a tunnel that
+//! keeps running: [`EdgeAction::Yield`] of an alias and [`EdgeAction::Reclaim`] need one
+//! (`end_tunnel` would end the primary too).
 //!
 //! The simulation in `tests/simulation.rs` runs N of these against an in-memory store with
 //! etcd's semantics and faults, and checks that the fleet converges.
