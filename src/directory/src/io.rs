@@ -82,6 +82,14 @@ pub enum StoreOp {
         /// Our lease.
         lease: LeaseId,
     },
+    /// Revoke the lease: the store deletes every key under it (this edge's claims and its
+    /// edge key) in one revision. Asked for once, by `handle_shutdown`; no answer is needed.
+    Revoke {
+        /// The operation.
+        op: OpId,
+        /// The lease.
+        lease: LeaseId,
+    },
     /// Read everything under `prefix`, and the store's revision at that read. Answered by
     /// `handle_snapshot`.
     Snapshot {
@@ -112,6 +120,7 @@ impl StoreOp {
             | Self::Grant { op, .. }
             | Self::KeepAlive { op, .. }
             | Self::Register { op, .. }
+            | Self::Revoke { op, .. }
             | Self::Snapshot { op, .. }
             | Self::Watch { op, .. } => *op,
         }

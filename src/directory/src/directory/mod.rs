@@ -2,7 +2,7 @@
 //!
 //! Method families, as in `quinn-proto`'s `Connection`:
 //! - local inputs, from the edge's route events: [`Directory::handle_claimed`],
-//!   [`Directory::handle_released`];
+//!   [`Directory::handle_released`]; and [`Directory::handle_shutdown`] when it stops;
 //! - store inputs, the answers to the operations it asked for and the watch:
 //!   `handle_lease_granted`, `handle_lease_renewed`, `handle_lease_lost`, `handle_claim`,
 //!   `handle_done`, `handle_snapshot`, `handle_watch`, `handle_watch_lost`, `handle_failed`;
@@ -137,6 +137,8 @@ pub struct Directory {
     installed: BTreeMap<Hostname, (EdgeId, u64)>,
     /// Names whose claim or release may need an operation.
     todo: BTreeSet<Hostname>,
+    /// After `handle_shutdown`: nothing more goes out.
+    stopped: bool,
     ops: HashMap<OpId, Pending>,
     next_op: u64,
     backoff_until: Option<Instant>,
@@ -161,6 +163,7 @@ impl Directory {
             releases: BTreeMap::new(),
             installed: BTreeMap::new(),
             todo: BTreeSet::new(),
+            stopped: false,
             ops: HashMap::new(),
             next_op: 0,
             backoff_until: None,
@@ -227,6 +230,9 @@ impl Directory {
     /// the edge's `RouteEvent::Claimed`. Each name is put in the store over the claim this
     /// edge knows of now, so a claim the store took in the meantime wins over it.
     pub fn handle_claimed(&mut self, now: Instant, names: &[Hostname], worker: usize, seq: u64) {
+        if self.stopped {
+            return;
+        }
         for (i, name) in names.iter().enumerate() {
             let mut basis = self.replica.get(name).map_or(0, |r| r.revision);
             if let Some(old) = self.claims.get(name) {
@@ -262,6 +268,9 @@ impl Directory {
     /// The tunnel `(worker, seq)` is gone: its names are deleted from the store where they are
     /// still its own.
     pub fn handle_released(&mut self, now: Instant, names: &[Hostname], worker: usize, seq: u64) {
+        if self.stopped {
+            return;
+        }
         for name in names {
             let Some(c) = self.claims.get(name) else {
                 continue;
@@ -288,6 +297,9 @@ impl Directory {
 
     /// The store granted `lease` for `ttl`.
     pub fn handle_lease_granted(&mut self, now: Instant, op: OpId, lease: LeaseId, ttl: Duration) {
+        if self.stopped {
+            return;
+        }
         if !matches!(self.ops.remove(&op), Some(Pending::Grant)) {
             return;
         }
@@ -308,6 +320,9 @@ impl Directory {
 
     /// The store refreshed the lease for another `ttl`.
     pub fn handle_lease_renewed(&mut self, now: Instant, op: OpId, ttl: Duration) {
+        if self.stopped {
+            return;
+        }
         if !matches!(self.ops.remove(&op), Some(Pending::KeepAlive)) {
             return;
         }
@@ -331,6 +346,9 @@ impl Directory {
     /// its keys are or will be deleted. A new one is asked for, and every claim published
     /// again under it. Operations under it still unanswered are forgotten.
     pub fn handle_lease_lost(&mut self, now: Instant, lease: LeaseId) {
+        if self.stopped {
+            return;
+        }
         if self.lease() == Some(lease) {
             self.lose_lease();
         }
@@ -339,6 +357,9 @@ impl Directory {
 
     /// The answer to a [`StoreOp::Claim`].
     pub fn handle_claim(&mut self, now: Instant, op: OpId, outcome: ClaimOutcome) {
+        if self.stopped {
+            return;
+        }
         let Some(Pending::Claim { name, seq }) = self.ops.remove(&op) else {
             return;
         };
@@ -404,6 +425,9 @@ impl Directory {
 
     /// A [`StoreOp::Release`] or [`StoreOp::Register`] was run.
     pub fn handle_done(&mut self, now: Instant, op: OpId) {
+        if self.stopped {
+            return;
+        }
         match self.ops.remove(&op) {
             Some(Pending::Release { name })
                 if self.releases.get(&name).is_some_and(|r| r.op == Some(op)) =>
@@ -420,6 +444,9 @@ impl Directory {
     /// The replica becomes it, the edge is told the difference, and the watch restarts
     /// after it.
     pub fn handle_snapshot(&mut self, now: Instant, op: OpId, kvs: Vec<KeyValue>, revision: u64) {
+        if self.stopped {
+            return;
+        }
         if self.ops.remove(&op).is_none() || self.watch != Watch::Snapshotting(op) {
             return;
         }
@@ -458,6 +485,9 @@ impl Directory {
 
     /// One event of the watch.
     pub fn handle_watch(&mut self, now: Instant, event: WatchEvent) {
+        if self.stopped {
+            return;
+        }
         if !self.is_live() {
             return;
         }
@@ -497,6 +527,9 @@ impl Directory {
     /// The watch ended (broken, or the store compacted past it): resync from a snapshot.
     /// Until then the edge keeps the routes it has.
     pub fn handle_watch_lost(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
         if let Watch::Live(op) | Watch::Snapshotting(op) = self.watch {
             self.ops.remove(&op);
         }
@@ -506,6 +539,9 @@ impl Directory {
 
     /// The store could not be reached to run `op`; it is assumed not to have happened.
     pub fn handle_failed(&mut self, now: Instant, op: OpId) {
+        if self.stopped {
+            return;
+        }
         let Some(pending) = self.ops.remove(&op) else {
             return;
         };
@@ -539,6 +575,8 @@ impl Directory {
                 }
             }
             Pending::Register => self.registered = Step::No,
+            // Unrevoked, the lease runs out within its TTL.
+            Pending::Revoke => {}
             Pending::Snapshot | Pending::Watch => {
                 if matches!(self.watch, Watch::Live(o) | Watch::Snapshotting(o) if o == op) {
                     self.watch = Watch::Down;
@@ -547,6 +585,28 @@ impl Directory {
         }
         self.backoff_until = Some(now + self.config.retry_after);
         self.pump(now);
+    }
+
+    /// The edge is stopping (SIGTERM): revoke the lease, so every name of this edge leaves
+    /// the store at once and the other edges drop their routes to it, before the edge ends
+    /// its tunnels (whose connectors then claim their names elsewhere). Nothing more is asked
+    /// of the store after it; later inputs are ignored.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        let _ = now;
+        if let Some(lease) = self.lease() {
+            let op = self.op(Pending::Revoke);
+            self.store_out.push_back(StoreOp::Revoke { op, lease });
+        }
+        self.stopped = true;
+        self.lease = Lease::None;
+        self.claims.clear();
+        self.releases.clear();
+        self.todo.clear();
+    }
+
+    /// Whether [`Directory::handle_shutdown`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
     }
 
     // Time.
@@ -571,6 +631,9 @@ impl Directory {
 
     /// Runs what is due at `now`: lease keepalive and expiry, retries after a failure.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
         if let Lease::Held { expires, .. } = self.lease
             && now >= expires
         {

@@ -234,6 +234,10 @@ impl Directory {
 
     /// Asks for everything still needed, unless backing off after a failure.
     pub(super) fn pump(&mut self, now: Instant) {
+        if self.stopped {
+            self.todo.clear();
+            return;
+        }
         if let Some(until) = self.backoff_until {
             if now < until {
                 return;

@@ -85,6 +85,7 @@ pub(super) enum Pending {
     Grant,
     KeepAlive,
     Register,
+    Revoke,
     Snapshot,
     Watch,
 }

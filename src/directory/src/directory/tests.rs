@@ -379,3 +379,25 @@ fn a_replica_of_100k_routes_is_installed_and_followed_name_by_name() {
     assert!(d.is_published());
     assert_eq!(ops(&mut d), vec![]);
 }
+
+#[test]
+fn a_stopping_edge_revokes_its_lease_and_then_asks_for_nothing() {
+    let now = start();
+    let (mut d, _) = ready(now, vec![], 5);
+    d.handle_claimed(now, &[name("h.test")], 0, 1);
+    let (op, _) = claim_op(&ops(&mut d));
+    d.handle_claim(now, op, ClaimOutcome::Won { revision: 6 });
+    d.handle_shutdown(now);
+    let out = ops(&mut d);
+    assert!(
+        matches!(out[..], [StoreOp::Revoke { lease: MINE, .. }]),
+        "{out:?}"
+    );
+    assert!(d.is_stopped());
+    // The tunnels ending afterwards, the watch, time: nothing more goes out.
+    d.handle_released(now, &[name("h.test")], 0, 1);
+    d.handle_watch(now, WatchEvent::Put(route_kv("g.test", "b", 1, 7, THEIRS)));
+    d.handle_timeout(now + TTL);
+    assert_eq!(ops(&mut d), vec![]);
+    assert_eq!(actions(&mut d), vec![]);
+}

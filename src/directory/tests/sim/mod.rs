@@ -5,7 +5,8 @@
 //!
 //! Faults: tunnels that drop silently (the edge keeps a stale tunnel) or close, watches that
 //! break, compaction, whole-store outages, one edge cut off from the store alone, lease
-//! expiries, edge crashes and restarts, and answers lost after the store applied the
+//! expiries, edge crashes, graceful stops (revoke, then end the tunnels) and restarts, and
+//! answers lost after the store applied the
 //! operation. Watches lag but never reorder (etcd does not).
 //!
 //! What it checks:
@@ -555,6 +556,12 @@ impl World {
                 return;
             }
             StoreOp::Watch { .. } => Reply::Failed,
+            StoreOp::Revoke { lease, .. } => {
+                if store.up {
+                    store.revoke(lease);
+                }
+                return;
+            }
         };
         let dir = &mut self.edges[e].dir;
         if lose_reply && !matches!(reply, Reply::Failed) {
@@ -665,10 +672,16 @@ impl World {
                     self.store.revoke(lease);
                 }
             }
-            75..85 => {
+            75..81 => {
                 let e = self.rng.pick(self.edges.len());
                 if self.edges[e].alive {
                     self.crash(e);
+                }
+            }
+            81..85 => {
+                let e = self.rng.pick(self.edges.len());
+                if self.edges[e].alive {
+                    self.stop(e);
                 }
             }
             // One edge loses the store while the others keep it (its tunnels stay up).
@@ -691,6 +704,31 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// SIGTERM: the lease is revoked (when the store can be reached), then the tunnels end,
+    /// so their connectors move at once; the edge comes back later.
+    fn stop(&mut self, e: usize) {
+        let now = self.now;
+        self.note(format!("fault: edge {e} stops"));
+        *self.faults.entry("graceful stop").or_default() += 1;
+        self.edges[e].dir.handle_shutdown(now);
+        while let Some(op) = self.edges[e].dir.poll_store() {
+            if let StoreOp::Revoke { lease, .. } = op
+                && self.store.up
+                && self.edges[e].cut_until.is_none()
+            {
+                self.store.revoke(lease);
+            }
+        }
+        let edge = &mut self.edges[e];
+        edge.alive = false;
+        edge.watch = None;
+        edge.restart_at = Some(now + Duration::from_millis(self.rng.range(500, 3000)));
+        let seqs: Vec<u64> = edge.tunnels.keys().copied().collect();
+        for seq in seqs {
+            self.end_tunnel(e, seq);
+        }
     }
 
     fn crash(&mut self, e: usize) {
