@@ -85,7 +85,7 @@ pub enum KeyError {
     /// An edge key whose id is not an edge id.
     #[error("edge key: {0}")]
     EdgeId(#[from] EdgeIdError),
-    /// A route key whose name is not a host name, or is not written normalized.
+    /// A route key whose name is not a host name.
     #[error("route key: {0}")]
     Hostname(#[from] HostnameError),
     /// A route key whose name is a host name, but not in its normal form (`A.test`).
