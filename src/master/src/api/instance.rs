@@ -1,0 +1,252 @@
+//! The instance endpoints: `register` (a stable random name in the zone), `snitun_token`
+//! (a Fernet token for the edges), `connection` and `remote_ping_targets`.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sluice_proto::Hostname;
+use sluice_proto::crypto::{CipherKind, IV_LEN, KEY_LEN};
+use sluice_proto::token::TokenRequest;
+
+use super::AppState;
+use super::extract::{AccessCaller, Caller, JsonBody, user_agent};
+use super::reject::ApiError;
+use crate::accounts::random_id;
+use crate::protocol::{self, Asked, Client};
+use crate::store::{Account, Actor, Instance, StoreError};
+
+/// The most ping results read from a `register` request.
+pub const MAX_PING_RESULTS: usize = 64;
+/// How many random names `register` draws before it gives up (each a 1 in 2^80 collision).
+const MAX_NAME_DRAWS: usize = 8;
+/// Instance labels: this many characters of lower-case base32.
+const NAME_LEN: usize = 16;
+const NAME_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// One ping result (what the client measured to a ping target); kept for choosing among
+/// edges once there are several.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+pub(crate) struct PingResult {
+    ip: String,
+    #[serde(default)]
+    avg: Option<f64>,
+    #[serde(default)]
+    reachable: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RegisterRequest {
+    #[serde(default)]
+    ping_result: Vec<PingResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct RegisterReply {
+    /// The instance's name in the zone: the ACME name and the SNI the edge routes.
+    domain: String,
+    /// The ACME account contact.
+    email: String,
+    /// The edge to dial (Home Assistant dials port 443 whatever this says).
+    server: String,
+    /// The edge's tunnel port, for clients that can dial another (Sluice's connector).
+    server_port: u16,
+    /// Verified custom domains (none yet).
+    alias: Vec<String>,
+}
+
+fn random_label() -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..NAME_LEN)
+        .map(|_| char::from(NAME_ALPHABET[rng.gen_range(0..NAME_ALPHABET.len())]))
+        .collect()
+}
+
+fn domain(state: &AppState, instance: &Instance) -> Result<Hostname, ApiError> {
+    let name = format!("{}.{}", instance.name, state.zone);
+    // A zone near the length limit leaves no room for the label: the operator's doing.
+    Hostname::parse(name.as_bytes()).map_err(|e| {
+        tracing::error!(%name, error = %e, "instance domain is not a host name");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the zone is misconfigured")
+    })
+}
+
+async fn register_instance(state: &AppState, account: &Account) -> Result<Instance, ApiError> {
+    if let Some(found) = state.accounts.store().instance_of(&account.id).await? {
+        return Ok(found);
+    }
+    let at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for _ in 0..MAX_NAME_DRAWS {
+        let by = Actor {
+            who: &account.id,
+            at,
+        };
+        match state
+            .accounts
+            .store()
+            .register_instance(&account.id, &random_id(), &random_label(), by)
+            .await
+        {
+            Err(StoreError::NameTaken(_)) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no free instance name was found; try again",
+    ))
+}
+
+/// Gives the caller's instance its name (the same one every time) and its edge.
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Caller(account): Caller,
+    JsonBody(body): JsonBody<RegisterRequest>,
+) -> Result<Json<RegisterReply>, ApiError> {
+    let body = body.unwrap_or_default();
+    if body.ping_result.len() > MAX_PING_RESULTS {
+        return Err(ApiError::bad_request(format!(
+            "more than {MAX_PING_RESULTS} ping results"
+        )));
+    }
+    let instance = register_instance(&state, &account).await?;
+    Ok(Json(RegisterReply {
+        domain: domain(&state, &instance)?.as_str().to_owned(),
+        email: account.email,
+        server: state.edge.host.clone(),
+        server_port: state.edge.port,
+        alias: Vec::new(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SnitunTokenRequest {
+    /// Hex, 32 bytes: Home Assistant's own key (Sluice's connector may leave both out and
+    /// get fresh ones).
+    aes_key: Option<String>,
+    /// Hex, 16 bytes.
+    aes_iv: Option<String>,
+    /// The highest protocol version the client speaks (not Home Assistant: see
+    /// [`crate::protocol`]).
+    protocol_version: Option<u64>,
+    /// The cipher it wants (not Home Assistant).
+    cipher: Option<String>,
+}
+
+/// The reply: what Home Assistant reads (`token`, `valid`, `throttling`,
+/// `protocol_version`) and the rest of a credentials document
+/// (`sluice_proto::token::Credentials` parses it), which the client would otherwise have to
+/// remember beside the token.
+#[derive(Debug, Serialize)]
+pub(crate) struct SnitunTokenReply {
+    token: String,
+    valid: u64,
+    throttling: u32,
+    protocol_version: u8,
+    hostname: String,
+    alias: Vec<String>,
+    cipher: &'static str,
+    aes_key: String,
+    aes_iv: String,
+}
+
+fn hex_key<const N: usize>(field: &str, value: &str) -> Result<[u8; N], ApiError> {
+    let bad = || ApiError::bad_request(format!("{field} must be {} hex digits", 2 * N));
+    let bytes = hex::decode(value).map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
+}
+
+/// Mints a tunnel token for the caller's instance with the master's first Fernet key.
+pub(crate) async fn snitun_token(
+    State(state): State<AppState>,
+    Caller(account): Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SnitunTokenRequest>,
+) -> Result<Json<SnitunTokenReply>, ApiError> {
+    let body = body.unwrap_or_default();
+    let client = Client::from_user_agent(user_agent(&headers));
+    let keys = match (&body.aes_key, &body.aes_iv) {
+        (Some(k), Some(iv)) => Some((
+            hex_key::<KEY_LEN>("aes_key", k)?,
+            hex_key::<IV_LEN>("aes_iv", iv)?,
+        )),
+        (None, None) if client == Client::Other => None,
+        _ => return Err(ApiError::bad_request("aes_key and aes_iv are required")),
+    };
+    let cipher = body
+        .cipher
+        .as_deref()
+        .map(|c| {
+            CipherKind::from_name(c).ok_or_else(|| {
+                ApiError::bad_request(format!("cipher {c:?} is not aes-cbc or aes-gcm-siv"))
+            })
+        })
+        .transpose()?;
+    let asked = Asked {
+        protocol_version: body.protocol_version,
+        cipher,
+    };
+    let terms = protocol::decide(client, asked, state.edge_protocol, state.ha)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let instance = state
+        .accounts
+        .store()
+        .instance_of(&account.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "this account has no instance yet: call instance/register first",
+            )
+        })?;
+    let request = TokenRequest {
+        protocol_version: terms.version,
+        cipher: terms.cipher,
+        valid_for: state.tunnel_token_validity,
+        ..TokenRequest::new(domain(&state, &instance)?)
+    };
+    let now = SystemTime::now();
+    let rng = &mut rand::rngs::OsRng;
+    let issued = match keys {
+        Some((key, iv)) => state.issuer.issue_with_keys(&request, key, iv, now, rng),
+        None => state.issuer.issue(&request, now, rng),
+    }
+    .map_err(|e| {
+        tracing::error!(error = %e, "minting failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the token could not be minted",
+        )
+    })?;
+    let c = &issued.claims;
+    Ok(Json(SnitunTokenReply {
+        valid: c.valid as u64,
+        throttling: state.throttling,
+        protocol_version: c.protocol_version.number(),
+        hostname: c.hostname.as_str().to_owned(),
+        alias: c.aliases.iter().map(|a| a.as_str().to_owned()).collect(),
+        cipher: c.cipher.name(),
+        aes_key: hex::encode(c.aes_key),
+        aes_iv: hex::encode(c.aes_iv),
+        token: issued.token,
+    }))
+}
+
+/// Home Assistant's "already connected?" check at sign-in. The edges do not report tunnels
+/// to the master yet, so the answer is always no.
+pub(crate) async fn connection(AccessCaller(_account): AccessCaller) -> Json<Value> {
+    Json(json!({ "connected": false }))
+}
+
+/// No ping targets: with one edge there is nothing to choose, and an empty list makes the
+/// client skip its ICMP pings.
+pub(crate) async fn remote_ping_targets(Caller(_account): Caller) -> Json<Value> {
+    Json(json!({ "targets": [], "timeout": 1000, "count": 3 }))
+}

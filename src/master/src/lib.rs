@@ -1,0 +1,49 @@
+//! The Sluice session master: the control plane that knows accounts and their instances,
+//! gives each instance its address in the service's zone and mints its tunnel tokens, behind
+//! the HTTP API that Home Assistant's cloud client (`hass-nabucasa`) calls.
+//!
+//! [`Master::start`] runs it on the caller's tokio runtime over HTTPS (rustls) and returns a
+//! [`MasterHandle`] with the bound address and a shutdown. The operator's side (add, list and
+//! disable accounts; print a token set for enrolling a device) is [`Accounts`], which the
+//! `sluice master` CLI opens on the same state directory.
+//!
+//! What it serves today:
+//! - `/.well-known/service-discovery` with every action name the HA client knows, each URL at
+//!   this master;
+//! - `subscription_info`, `instance/connection`, `instance/remote_ping_targets`,
+//!   `instance/register` and `instance/snitun_token`, with the protocol-version and cipher
+//!   rule of [`protocol`];
+//! - `POST /auth/refresh`: refresh-token rotation (a replayed refresh token is refused and
+//!   revokes its family).
+//!
+//! What it does **not** do yet (issue 11's later steps): the version block list and its
+//! override (409 on `snitun_token`), the relayer websocket (`remote_sni`, `connection_info`,
+//! remote disconnect), the account page and its sign-in, DNS and ACME (`dns_challenge_*`,
+//! `resolve_dns_cname`, the ACME directory: their URLs are in the discovery map and answer
+//! 404), custom-domain aliases, PostgreSQL, the edges reporting connected instances
+//! (`instance/connection` always says not connected) and Sluice's connector enrolling with
+//! `--master`. Every other action in the discovery map (voice, Alexa, Google, storage,
+//! webhooks) answers 404 with a JSON reason.
+//!
+//! It depends on `sluice-proto` (the one token [`Issuer`](sluice_proto::token::Issuer)) and no
+//! other Sluice crate: never the edge or the connector.
+
+pub mod accounts;
+mod api;
+pub mod config;
+mod error;
+pub mod protocol;
+mod server;
+pub mod store;
+
+/// The named caps on what a client may send.
+pub mod api_limits {
+    pub use crate::accounts::jwt::MAX_JWT_LEN;
+    pub use crate::accounts::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
+    pub use crate::api::{MAX_BODY_LEN, MAX_HOST_LEN, MAX_PING_RESULTS};
+}
+
+pub use accounts::{Accounts, TokenSet};
+pub use config::{EdgeAddress, MasterConfig, RawMasterConfig};
+pub use error::MasterError;
+pub use server::{Master, MasterHandle};

@@ -1,0 +1,122 @@
+//! Starting and stopping the master: the HTTPS listener (rustls) serving the API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use sluice_proto::token::Issuer;
+use tokio::task::JoinHandle;
+
+use crate::accounts::Accounts;
+use crate::api::{self, Shared};
+use crate::config::MasterConfig;
+use crate::error::MasterError;
+
+/// How long a shutdown lets requests in flight finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The session master.
+#[derive(Debug)]
+pub struct Master;
+
+/// A running master.
+#[derive(Debug)]
+pub struct MasterHandle {
+    addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    /// None once `wait` saw the server end.
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    accounts: Accounts,
+}
+
+impl Master {
+    /// Opens the state directory (database, signing key), binds `config.listen` and serves
+    /// the API on the current tokio runtime until the handle shuts it down.
+    pub async fn start(config: MasterConfig) -> Result<MasterHandle, MasterError> {
+        let accounts = Accounts::open(&config.state_dir, config.lifetimes).await?;
+        Self::start_with(config, accounts).await
+    }
+
+    /// The same over accounts the caller opened (a test's in-memory store).
+    pub async fn start_with(
+        config: MasterConfig,
+        accounts: Accounts,
+    ) -> Result<MasterHandle, MasterError> {
+        let issuer = Issuer::new(&config.fernet_keys)
+            .map_err(|e| MasterError::Config(format!("fernet_keys: {e}")))?;
+        let listen = config.listen;
+        let listen_err = |source| MasterError::Listen {
+            addr: listen,
+            source,
+        };
+        let listener = std::net::TcpListener::bind(listen).map_err(listen_err)?;
+        listener.set_nonblocking(true).map_err(listen_err)?;
+        let addr = listener.local_addr().map_err(listen_err)?;
+        let shared = Arc::new(Shared {
+            accounts: accounts.clone(),
+            issuer,
+            zone: config.zone,
+            edge: config.edge,
+            public_host: config.public_host,
+            tunnel_token_validity: config.tunnel_token_validity,
+            throttling: config.throttling,
+            edge_protocol: config.edge_protocol,
+            ha: config.ha,
+        });
+        let app = api::router(shared);
+        let handle = Handle::new();
+        let server = axum_server::tls_rustls::from_tcp_rustls(
+            listener,
+            RustlsConfig::from_config(config.tls),
+        )
+        .map_err(listen_err)?
+        .handle(handle.clone());
+        let task = tokio::spawn(server.serve(app.into_make_service()));
+        tracing::info!(%addr, "session master listening");
+        Ok(MasterHandle {
+            addr,
+            handle,
+            task: Some(task),
+            accounts,
+        })
+    }
+}
+
+impl MasterHandle {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The accounts it serves.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most [`SHUTDOWN_GRACE`]), and
+    /// returns when the server has stopped.
+    pub async fn shutdown(mut self) -> Result<(), MasterError> {
+        self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after a shutdown, or by itself on an I/O error); at
+    /// once if it has already been seen to stop.
+    pub async fn wait(&mut self) -> Result<(), MasterError> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        let result = task.await;
+        self.task = None;
+        let addr = self.addr;
+        match result {
+            Ok(result) => result.map_err(|source| MasterError::Listen { addr, source }),
+            Err(e) => Err(MasterError::Listen {
+                addr,
+                source: std::io::Error::other(e),
+            }),
+        }
+    }
+}
