@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sluice_master::accounts::Lifetimes;
-use sluice_master::{Accounts, Master, RawMasterConfig};
+use sluice_master::{Accounts, Master, RawMasterConfig, Versions};
 
 #[derive(Debug, Args)]
 #[command(
@@ -39,6 +39,41 @@ enum MasterCommand {
     Account(AccountArgs),
     /// Print a token set (`{"id_token","access_token","refresh_token"}`) for an account.
     Token(TokenArgs),
+    /// Block insecure Home Assistant versions from remote access (HTTP 409 on snitun_token).
+    Versions(VersionsArgs),
+}
+
+#[derive(Debug, Args)]
+struct VersionsArgs {
+    #[command(subcommand)]
+    command: VersionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum VersionsCommand {
+    /// Block a version spec (`<=2021.1.4`, `<2022.1`, `==2023.5.2`); a new spec clears every
+    /// owner's override.
+    Block {
+        /// The versions to block.
+        spec: String,
+        /// Why, as the owner is told.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
+    /// List the blocked specs: spec, reason.
+    List {
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
+    /// Remove a block.
+    Unblock {
+        /// The spec, as blocked.
+        spec: String,
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +161,7 @@ pub(crate) fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         None => serve(args.run),
         Some(MasterCommand::Account(a)) => runtime()?.block_on(account(a.command)),
         Some(MasterCommand::Token(t)) => runtime()?.block_on(token(t)),
+        Some(MasterCommand::Versions(v)) => runtime()?.block_on(versions(v.command)),
     }
 }
 
@@ -191,6 +227,41 @@ async fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {
             let accounts = Accounts::open(&state_dir, Lifetimes::default()).await?;
             let a = accounts.disable(&email, "cli").await?;
             eprintln!("disabled {}", a.email);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn versions(command: VersionsCommand) -> anyhow::Result<ExitCode> {
+    let open = |dir: &PathBuf| {
+        let dir = dir.clone();
+        async move {
+            let accounts = Accounts::open(&dir, Lifetimes::default()).await?;
+            anyhow::Ok(Versions::new(accounts.store().clone()))
+        }
+    };
+    match command {
+        VersionsCommand::Block {
+            spec,
+            reason,
+            state_dir,
+        } => {
+            let cleared = open(&state_dir).await?.block(&spec, &reason, "cli").await?;
+            eprintln!("blocked {spec}");
+            for name in cleared {
+                eprintln!("cleared the override of {name}");
+            }
+        }
+        VersionsCommand::List { state_dir } => {
+            for b in open(&state_dir).await?.list().await? {
+                println!("{}\t{}", b.spec, b.reason);
+            }
+        }
+        VersionsCommand::Unblock { spec, state_dir } => {
+            if !open(&state_dir).await?.unblock(&spec, "cli").await? {
+                bail!("{spec} is not blocked");
+            }
+            eprintln!("unblocked {spec}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -118,6 +118,72 @@ fn accounts_and_token_sets_on_a_state_directory() {
 }
 
 #[test]
+fn versions_are_blocked_listed_and_unblocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let block = sluice(
+        &[
+            "master",
+            "versions",
+            "block",
+            "<=2021.1.4",
+            "--reason",
+            "CVE-2021-0001",
+            "--state-dir",
+            state,
+        ],
+        "",
+    );
+    assert!(block.status.success(), "{}", text(&block.stderr));
+    let bad = sluice(
+        &[
+            "master",
+            "versions",
+            "block",
+            "~2021",
+            "--reason",
+            "x",
+            "--state-dir",
+            state,
+        ],
+        "",
+    );
+    assert!(!bad.status.success());
+    let list = sluice(&["master", "versions", "list", "--state-dir", state], "");
+    assert_eq!(text(&list.stdout), "<=2021.1.4\tCVE-2021-0001\n");
+    let unblock = sluice(
+        &[
+            "master",
+            "versions",
+            "unblock",
+            "<=2021.1.4",
+            "--state-dir",
+            state,
+        ],
+        "",
+    );
+    assert!(unblock.status.success(), "{}", text(&unblock.stderr));
+    let again = sluice(
+        &[
+            "master",
+            "versions",
+            "unblock",
+            "<=2021.1.4",
+            "--state-dir",
+            state,
+        ],
+        "",
+    );
+    assert!(
+        text(&again.stderr).contains("not blocked"),
+        "{}",
+        text(&again.stderr)
+    );
+    let list = sluice(&["master", "versions", "list", "--state-dir", state], "");
+    assert_eq!(text(&list.stdout), "");
+}
+
+#[test]
 fn the_server_runs_from_a_config_file_with_flags_over_it() {
     if !curl_available() {
         eprintln!("curl is not installed: skipping");

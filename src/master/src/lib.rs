@@ -14,10 +14,12 @@
 //!   `instance/register` and `instance/snitun_token`, with the protocol-version and cipher
 //!   rule of [`protocol`];
 //! - `POST /auth/refresh`: refresh-token rotation (a replayed refresh token is refused and
-//!   revokes its family).
+//!   revokes its family);
+//! - the version block list ([`versions`]): 409 on `snitun_token` for a blocked Home
+//!   Assistant, `POST /instance/version_override` for its owner, a new block clearing every
+//!   override, all of it audited.
 //!
-//! What it does **not** do yet (issue 11's later steps): the version block list and its
-//! override (409 on `snitun_token`), the relayer websocket (`remote_sni`, `connection_info`,
+//! What it does **not** do yet (issue 11's later steps): the relayer websocket (`remote_sni`, `connection_info`,
 //! remote disconnect), the account page and its sign-in, DNS and ACME (`dns_challenge_*`,
 //! `resolve_dns_cname`, the ACME directory: their URLs are in the discovery map and answer
 //! 404), custom-domain aliases, PostgreSQL, the edges reporting connected instances
@@ -35,6 +37,7 @@ mod error;
 pub mod protocol;
 mod server;
 pub mod store;
+pub mod versions;
 
 /// The named caps on what a client may send.
 pub mod api_limits {
@@ -47,3 +50,4 @@ pub use accounts::{Accounts, TokenSet};
 pub use config::{EdgeAddress, MasterConfig, RawMasterConfig};
 pub use error::MasterError;
 pub use server::{Master, MasterHandle};
+pub use versions::Versions;

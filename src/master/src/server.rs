@@ -13,6 +13,7 @@ use crate::accounts::Accounts;
 use crate::api::{self, Shared};
 use crate::config::MasterConfig;
 use crate::error::MasterError;
+use crate::versions::Versions;
 
 /// How long a shutdown lets requests in flight finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -29,6 +30,7 @@ pub struct MasterHandle {
     /// None once `wait` saw the server end.
     task: Option<JoinHandle<std::io::Result<()>>>,
     accounts: Accounts,
+    versions: Versions,
 }
 
 impl Master {
@@ -54,8 +56,10 @@ impl Master {
         let listener = std::net::TcpListener::bind(listen).map_err(listen_err)?;
         listener.set_nonblocking(true).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
+        let versions = Versions::new(accounts.store().clone());
         let shared = Arc::new(Shared {
             accounts: accounts.clone(),
+            versions: versions.clone(),
             issuer,
             zone: config.zone,
             edge: config.edge,
@@ -80,6 +84,7 @@ impl Master {
             handle,
             task: Some(task),
             accounts,
+            versions,
         })
     }
 }
@@ -93,6 +98,11 @@ impl MasterHandle {
     /// The accounts it serves.
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// The version block list it enforces.
+    pub fn versions(&self) -> &Versions {
+        &self.versions
     }
 
     /// Stops accepting, lets requests in flight finish (at most [`SHUTDOWN_GRACE`]), and

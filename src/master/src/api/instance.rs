@@ -19,6 +19,7 @@ use super::reject::ApiError;
 use crate::accounts::random_id;
 use crate::protocol::{self, Asked, Client};
 use crate::store::{Account, Actor, Instance, StoreError};
+use crate::versions::Verdict;
 
 /// The most ping results read from a `register` request.
 pub const MAX_PING_RESULTS: usize = 64;
@@ -195,17 +196,12 @@ pub(crate) async fn snitun_token(
     };
     let terms = protocol::decide(client, asked, state.edge_protocol, state.ha)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let instance = state
-        .accounts
-        .store()
-        .instance_of(&account.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "this account has no instance yet: call instance/register first",
-            )
-        })?;
+    let instance = registered(&state, &account).await?;
+    // 409 is what Home Assistant reads as "insecure version": it tells the owner and does not
+    // retry. Only this endpoint refuses a blocked version; everything else keeps working.
+    if let Verdict::Blocked(reason) = state.versions.check(client, &instance).await? {
+        return Err(ApiError::new(StatusCode::CONFLICT, reason));
+    }
     let request = TokenRequest {
         protocol_version: terms.version,
         cipher: terms.cipher,
@@ -237,6 +233,43 @@ pub(crate) async fn snitun_token(
         aes_iv: hex::encode(c.aes_iv),
         token: issued.token,
     }))
+}
+
+async fn registered(state: &AppState, account: &Account) -> Result<Instance, ApiError> {
+    state
+        .accounts
+        .store()
+        .instance_of(&account.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "this account has no instance yet: call instance/register first",
+            )
+        })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OverrideRequest {
+    accept_risk: bool,
+}
+
+/// The owner lets their instance connect although its version is blocked, until the
+/// operator blocks another version. The account page will call this; it must say
+/// `accept_risk: true`, so that nothing overrides by accident.
+pub(crate) async fn version_override(
+    State(state): State<AppState>,
+    Caller(account): Caller,
+    JsonBody(body): JsonBody<OverrideRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if !body.is_some_and(|b| b.accept_risk) {
+        return Err(ApiError::bad_request(
+            "an override needs {\"accept_risk\": true}",
+        ));
+    }
+    let instance = registered(&state, &account).await?;
+    state.versions.override_for(&instance, &account.id).await?;
+    Ok(Json(json!({ "override": true })))
 }
 
 /// Home Assistant's "already connected?" check at sign-in. The edges do not report tunnels

@@ -25,12 +25,14 @@ pub use instance::MAX_PING_RESULTS;
 use crate::accounts::Accounts;
 use crate::config::EdgeAddress;
 use crate::protocol::HaThresholds;
+use crate::versions::Versions;
 use reject::ApiError;
 
 /// What every handler reads.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub accounts: Accounts,
+    pub versions: Versions,
     pub issuer: Issuer,
     pub zone: Hostname,
     pub edge: EdgeAddress,
@@ -76,6 +78,10 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/instance/register", post(instance::register))
         .route("/instance/snitun_token", post(instance::snitun_token))
+        .route(
+            "/instance/version_override",
+            post(instance::version_override),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         // The extractor reads at most MAX_BODY_LEN itself (and answers in JSON); this only

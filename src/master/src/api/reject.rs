@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::accounts::{AccountError, JwtError};
 use crate::store::StoreError;
+use crate::versions::VersionError;
 
 /// An API refusal: a status and the reason given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,15 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NoAccount(_) => Self::unauthorized("unknown account"),
             other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<VersionError> for ApiError {
+    fn from(e: VersionError) -> Self {
+        match e {
+            VersionError::Store(e) => e.into(),
+            other => Self::bad_request(other.to_string()),
         }
     }
 }

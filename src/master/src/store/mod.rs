@@ -119,6 +119,17 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A blocked version spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionBlock {
+    /// The spec in its canonical form (`<=2021.1.4`).
+    pub spec: String,
+    /// Why, as the owner is told.
+    pub reason: String,
+    /// When it was blocked.
+    pub created_at: u64,
+}
+
 /// Who did a change and when: what its audit entry records.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
@@ -162,6 +173,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         next: RefreshRecord,
         now: u64,
     ) -> Result<Rotation, StoreError>;
+    /// Blocks `spec` with `reason` (its audit entry). A spec not blocked before clears every
+    /// override (an entry each); the names of the instances whose override was cleared are
+    /// returned. A spec already blocked gets the new reason.
+    async fn block_version(
+        &self,
+        spec: &str,
+        reason: &str,
+        by: Actor<'_>,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Removes a block (its audit entry); false if there was none.
+    async fn unblock_version(&self, spec: &str, by: Actor<'_>) -> Result<bool, StoreError>;
+    /// Every block, oldest first.
+    async fn blocked_versions(&self) -> Result<Vec<VersionBlock>, StoreError>;
+    /// The owner of the instance `instance_id` (named `name` in the audit log) overrides the
+    /// block list for it.
+    async fn set_override(
+        &self,
+        instance_id: &str,
+        name: &str,
+        by: Actor<'_>,
+    ) -> Result<(), StoreError>;
+    /// Whether the instance's owner has overridden the block list since the last new block.
+    async fn has_override(&self, instance_id: &str) -> Result<bool, StoreError>;
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }

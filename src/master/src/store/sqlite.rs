@@ -15,6 +15,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
     Account, Actor, AuditEntry, Instance, NewAccount, RefreshRecord, Rotation, Store, StoreError,
+    VersionBlock,
 };
 
 /// The database file's name in the state directory.
@@ -284,6 +285,112 @@ impl Store for SqliteStore {
         insert_refresh(&mut tx, &next).await?;
         tx.commit().await?;
         Ok(Rotation::Rotated)
+    }
+
+    async fn block_version(
+        &self,
+        spec: &str,
+        reason: &str,
+        by: Actor<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query("UPDATE version_blocks SET reason = ? WHERE spec = ?")
+            .bind(reason)
+            .bind(spec)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let mut cleared = Vec::new();
+        if updated == 0 {
+            sqlx::query("INSERT INTO version_blocks (spec, reason, created_at) VALUES (?, ?, ?)")
+                .bind(spec)
+                .bind(reason)
+                .bind(by.at as i64)
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(
+                "SELECT i.name FROM version_overrides o JOIN instances i ON i.id = o.instance_id \
+                 ORDER BY i.name",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                cleared.push(row.try_get::<String, _>("name")?);
+            }
+            sqlx::query("DELETE FROM version_overrides")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let action = if updated == 0 {
+            "version.block"
+        } else {
+            "version.reason"
+        };
+        audit(&mut tx, by, action, spec, reason).await?;
+        for name in &cleared {
+            audit(&mut tx, by, "override.cleared", name, spec).await?;
+        }
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    async fn unblock_version(&self, spec: &str, by: Actor<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM version_blocks WHERE spec = ?")
+            .bind(spec)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        audit(&mut tx, by, "version.unblock", spec, "").await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn blocked_versions(&self) -> Result<Vec<VersionBlock>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT spec, reason, created_at FROM version_blocks ORDER BY created_at, spec",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let block = |row: &SqliteRow| -> Result<VersionBlock, sqlx::Error> {
+            Ok(VersionBlock {
+                spec: row.try_get("spec")?,
+                reason: row.try_get("reason")?,
+                created_at: row.try_get::<i64, _>("created_at")? as u64,
+            })
+        };
+        Ok(rows.iter().map(block).collect::<Result<_, _>>()?)
+    }
+
+    async fn set_override(
+        &self,
+        instance_id: &str,
+        name: &str,
+        by: Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO version_overrides (instance_id, created_at) VALUES (?, ?) \
+             ON CONFLICT (instance_id) DO NOTHING",
+        )
+        .bind(instance_id)
+        .bind(by.at as i64)
+        .execute(&mut *tx)
+        .await?;
+        audit(&mut tx, by, "override.set", name, "").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn has_override(&self, instance_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM version_overrides WHERE instance_id = ?")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -170,6 +170,65 @@ fn what_was_acknowledged_is_there_after_reopening() {
     });
 }
 
+#[test]
+fn a_new_block_clears_overrides_and_every_step_is_audited() {
+    rt().block_on(async {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.add_account(new_account(1), by(1)).await.unwrap();
+        let inst = store
+            .register_instance("id1", "i1", "alpha", by(2))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .block_version("<=2021.1.4", "CVE-1", by(3))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .set_override(&inst.id, &inst.name, by(4))
+            .await
+            .unwrap();
+        assert!(store.has_override(&inst.id).await.unwrap());
+        // The same spec again only changes its reason: the override stays.
+        assert!(
+            store
+                .block_version("<=2021.1.4", "CVE-1, CVE-2", by(5))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.has_override(&inst.id).await.unwrap());
+        let cleared = store
+            .block_version("==2022.2.2", "CVE-3", by(6))
+            .await
+            .unwrap();
+        assert_eq!(cleared, ["alpha"]);
+        assert!(!store.has_override(&inst.id).await.unwrap());
+        let blocks = store.blocked_versions().await.unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].reason, "CVE-1, CVE-2");
+        assert!(store.unblock_version("==2022.2.2", by(7)).await.unwrap());
+        assert!(!store.unblock_version("==2022.2.2", by(8)).await.unwrap());
+        let log = store.audit_log(20).await.unwrap();
+        let actions: Vec<_> = log.iter().rev().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "account.add",
+                "instance.register",
+                "version.block",
+                "override.set",
+                "version.reason",
+                "version.block",
+                "override.cleared",
+                "version.unblock",
+            ]
+        );
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
     /// Whatever order accounts come and names collide in, every account ends up with at most

@@ -4,3 +4,4 @@
 mod bad_input;
 mod e2e;
 mod support;
+mod versions;
