@@ -89,3 +89,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_LEN + 1))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,7 @@
 //! (an acknowledged change survives a crash or power cut), migrations embedded from
 //! `migrations/sqlite`.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -34,8 +35,20 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `dir/master.db` and brings its schema up to date.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(DB_FILE);
+        // Made owner-only before SQLite sees it: the password hashes are in it, and SQLite
+        // gives its -wal and -shm files the database file's mode.
+        if let Err(e) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            && e.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(StoreError::Database(sqlx::Error::Io(e)));
+        }
         let options = SqliteConnectOptions::new()
-            .filename(dir.join(DB_FILE))
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

@@ -159,6 +159,15 @@ fn what_was_acknowledged_is_there_after_reopening() {
             .register_instance("id1", "i1", "alpha", by(2))
             .await
             .unwrap();
+        // While it is open (a write made the WAL), every file is owner-only.
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["master.db", "master.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{file} is owner-only");
+        }
     });
     rt().block_on(async {
         let store = SqliteStore::open(dir.path()).await.unwrap();
