@@ -19,8 +19,13 @@
 //!   Assistant, `POST /instance/version_override` for its owner, a new block clearing every
 //!   override, all of it audited.
 //!
-//! What it does **not** do yet (issue 11's later steps): the relayer websocket (`remote_sni`, `connection_info`,
-//! remote disconnect), the account page and its sign-in, DNS and ACME (`dns_challenge_*`,
+//! - the relayer websocket (`/websocket`, [`relayer`]): one connection per account, a first
+//!   `system` message, and [`relayer::Relayer::ask`] to put a question (`remote_sni`,
+//!   `connection_info`, `cloud` actions) to an instance and wait for its answer.
+//!
+//! What it does **not** do yet (issue 11's later steps): anything that *uses* the relayer
+//! (the account page's Connect and Disconnect, the edge asking to wake an instance,
+//! `evaluate_remote_security` after a new block), the account page and its sign-in, DNS and ACME (`dns_challenge_*`,
 //! `resolve_dns_cname`, the ACME directory: their URLs are in the discovery map and answer
 //! 404), custom-domain aliases, PostgreSQL, the edges reporting connected instances
 //! (`instance/connection` always says not connected) and Sluice's connector enrolling with
@@ -35,6 +40,7 @@ mod api;
 pub mod config;
 mod error;
 pub mod protocol;
+pub mod relayer;
 mod server;
 pub mod store;
 pub mod versions;

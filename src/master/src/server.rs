@@ -13,6 +13,7 @@ use crate::accounts::Accounts;
 use crate::api::{self, Shared};
 use crate::config::MasterConfig;
 use crate::error::MasterError;
+use crate::relayer::Relayer;
 use crate::versions::Versions;
 
 /// How long a shutdown lets requests in flight finish.
@@ -31,6 +32,7 @@ pub struct MasterHandle {
     task: Option<JoinHandle<std::io::Result<()>>>,
     accounts: Accounts,
     versions: Versions,
+    relayer: Relayer,
 }
 
 impl Master {
@@ -57,9 +59,11 @@ impl Master {
         listener.set_nonblocking(true).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let versions = Versions::new(accounts.store().clone());
+        let relayer = Relayer::new();
         let shared = Arc::new(Shared {
             accounts: accounts.clone(),
             versions: versions.clone(),
+            relayer: relayer.clone(),
             issuer,
             zone: config.zone,
             edge: config.edge,
@@ -85,6 +89,7 @@ impl Master {
             task: Some(task),
             accounts,
             versions,
+            relayer,
         })
     }
 }
@@ -98,6 +103,11 @@ impl MasterHandle {
     /// The accounts it serves.
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// The instances' relayer connections, to ask them things.
+    pub fn relayer(&self) -> &Relayer {
+        &self.relayer
     }
 
     /// The version block list it enforces.

@@ -7,6 +7,7 @@ mod discovery;
 mod extract;
 mod instance;
 mod reject;
+mod relayer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use instance::MAX_PING_RESULTS;
 use crate::accounts::Accounts;
 use crate::config::EdgeAddress;
 use crate::protocol::HaThresholds;
+use crate::relayer::Relayer;
 use crate::versions::Versions;
 use reject::ApiError;
 
@@ -33,6 +35,7 @@ use reject::ApiError;
 pub(crate) struct Shared {
     pub accounts: Accounts,
     pub versions: Versions,
+    pub relayer: Relayer,
     pub issuer: Issuer,
     pub zone: Hostname,
     pub edge: EdgeAddress,
@@ -71,6 +74,7 @@ pub(crate) fn router(state: AppState) -> Router {
             get(account::subscription_info),
         )
         .route("/auth/refresh", post(account::refresh))
+        .route("/websocket", get(relayer::connect))
         .route("/instance/connection", get(instance::connection))
         .route(
             "/instance/remote_ping_targets",

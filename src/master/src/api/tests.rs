@@ -14,7 +14,7 @@ use crate::accounts::{JwtKeys, Lifetimes};
 use crate::config::DEFAULT_THROTTLING;
 use crate::store::SqliteStore;
 
-const PATHS: [&str; 10] = [
+const PATHS: [&str; 11] = [
     "/.well-known/service-discovery",
     "/account/payments/subscription_info",
     "/auth/refresh",
@@ -24,6 +24,7 @@ const PATHS: [&str; 10] = [
     "/instance/snitun_token",
     "/instance/version_override",
     "/instance/dns_challenge_txt",
+    "/websocket",
     "/%ff/../x",
 ];
 
@@ -57,6 +58,7 @@ fn rig() -> Rig {
         let key = FernetKey::generate(&mut rand::rngs::OsRng);
         let shared = Arc::new(Shared {
             versions: Versions::new(store),
+            relayer: Relayer::new(),
             accounts,
             issuer: Issuer::new(&[key]).unwrap(),
             zone: "ui.example.test".parse().unwrap(),

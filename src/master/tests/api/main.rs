@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod e2e;
+mod relayer;
 mod support;
 mod versions;

@@ -26,7 +26,7 @@ pub struct Fixture {
     pub base: String,
     pub tokens: TokenSet,
     pub state_dir: tempfile::TempDir,
-    _ca: TestCa,
+    pub ca: TestCa,
 }
 
 impl Fixture {
@@ -70,7 +70,7 @@ impl Fixture {
             base,
             tokens,
             state_dir,
-            _ca: ca,
+            ca,
         }
     }
 
