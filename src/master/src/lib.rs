@@ -23,12 +23,16 @@
 //!   `system` message, and [`relayer::Relayer::ask`] to put a question (`remote_sni`,
 //!   `connection_info`, `cloud` actions) to an instance and wait for its answer.
 //!
+//! `instance/connection` answers from the relayer: connected (with when, from where and which
+//! Home Assistant version) while the account holds a relayer connection.
+//!
 //! What it does **not** do yet (issue 11's later steps): anything that *uses* the relayer
 //! (the account page's Connect and Disconnect, the edge asking to wake an instance,
-//! `evaluate_remote_security` after a new block), the account page and its sign-in, DNS and ACME (`dns_challenge_*`,
-//! `resolve_dns_cname`, the ACME directory: their URLs are in the discovery map and answer
-//! 404), custom-domain aliases, PostgreSQL, the edges reporting connected instances
-//! (`instance/connection` always says not connected) and Sluice's connector enrolling with
+//! `evaluate_remote_security` after a new block), the account page and its sign-in, a login
+//! rate limit, DNS and ACME (`dns_challenge_*`, `resolve_dns_cname`, the ACME directory:
+//! their URLs are in the discovery map and answer 404), custom-domain aliases, ping targets
+//! and edge choice (one edge, an empty target list), PostgreSQL, the edges learning keys
+//! from the master and reporting their tunnels, and Sluice's connector enrolling with
 //! `--master`. Every other action in the discovery map (voice, Alexa, Google, storage,
 //! webhooks) answers 404 with a JSON reason.
 //!

@@ -53,6 +53,18 @@ struct Question {
 struct Session {
     id: u64,
     questions: mpsc::Sender<Question>,
+    peer: Peer,
+}
+
+/// Who is on the other end of a relayer connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// When it connected, Unix seconds.
+    pub connected_at: u64,
+    /// Its address, where the listener knew it.
+    pub remote_ip: Option<std::net::IpAddr>,
+    /// Its `User-Agent`, if it sent text.
+    pub user_agent: Option<String>,
 }
 
 impl std::fmt::Debug for Question {
@@ -82,10 +94,16 @@ impl Relayer {
 
     /// Whether the account's instance has a relayer connection.
     pub fn is_connected(&self, account_id: &str) -> bool {
+        self.peer(account_id).is_some()
+    }
+
+    /// Who holds the account's relayer connection, if anyone.
+    pub fn peer(&self, account_id: &str) -> Option<Peer> {
         self.sessions
             .lock()
             .expect("relayer sessions lock")
-            .contains_key(account_id)
+            .get(account_id)
+            .map(|s| s.peer.clone())
     }
 
     /// Asks the account's instance `handler` with `payload` and waits (at most `within`) for
@@ -122,7 +140,7 @@ impl Relayer {
 
     /// Serves one instance's connection until it closes, goes silent, or a newer one of the
     /// same account replaces it.
-    pub(crate) async fn serve(&self, account_id: String, mut socket: WebSocket) {
+    pub(crate) async fn serve(&self, account_id: String, peer: Peer, mut socket: WebSocket) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (questions, mut asked) = mpsc::channel(MAX_PENDING);
         // The older session's sender is dropped here, which ends its pump.
@@ -130,7 +148,14 @@ impl Relayer {
             .sessions
             .lock()
             .expect("relayer sessions lock")
-            .insert(account_id.clone(), Session { id, questions })
+            .insert(
+                account_id.clone(),
+                Session {
+                    id,
+                    questions,
+                    peer,
+                },
+            )
             .is_some();
         if replaced {
             tracing::info!(account = %account_id, "relayer connection replaced by a newer one");

@@ -81,7 +81,8 @@ impl Master {
         )
         .map_err(listen_err)?
         .handle(handle.clone());
-        let task = tokio::spawn(server.serve(app.into_make_service()));
+        let task =
+            tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
         tracing::info!(%addr, "session master listening");
         Ok(MasterHandle {
             addr,

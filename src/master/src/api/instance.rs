@@ -272,14 +272,74 @@ pub(crate) async fn version_override(
     Ok(Json(json!({ "override": true })))
 }
 
-/// Home Assistant's "already connected?" check at sign-in. The edges do not report tunnels
-/// to the master yet, so the answer is always no.
-pub(crate) async fn connection(AccessCaller(_account): AccessCaller) -> Json<Value> {
-    Json(json!({ "connected": false }))
+/// Home Assistant's "is another instance already connected?" check at sign-in: whether the
+/// account holds a relayer connection, and who.
+pub(crate) async fn connection(
+    State(state): State<AppState>,
+    AccessCaller(account): AccessCaller,
+) -> Result<Json<Value>, ApiError> {
+    let Some(peer) = state.relayer.peer(&account.id) else {
+        return Ok(Json(json!({ "connected": false })));
+    };
+    let name = match state.accounts.store().instance_of(&account.id).await? {
+        Some(instance) => domain(&state, &instance)?.as_str().to_owned(),
+        None => String::new(),
+    };
+    let version = peer
+        .user_agent
+        .as_deref()
+        .and_then(|a| {
+            a.split_whitespace()
+                .find_map(|p| p.strip_prefix("HomeAssistant/"))
+        })
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Json(json!({
+        "connected": true,
+        "details": {
+            "connected_at": rfc3339(peer.connected_at),
+            "name": name,
+            "remote_ip_address": peer.remote_ip.map(|ip| ip.to_string()),
+            "version": version,
+        }
+    })))
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (the civil-from-days algorithm; no calendar crate
+/// for one timestamp).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// No ping targets: with one edge there is nothing to choose, and an empty list makes the
 /// client skip its ICMP pings.
 pub(crate) async fn remote_ping_targets(Caller(_account): Caller) -> Json<Value> {
     Json(json!({ "targets": [], "timeout": 1000, "count": 3 }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_796_690_588), "2026-12-08T00:43:08Z");
+        assert_eq!(super::rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
 }

@@ -88,6 +88,23 @@ async fn questions_reach_the_instance_and_its_answers_come_back() {
     assert!(first["msgid"].is_string());
     connected(&fx, &account).await;
 
+    // Home Assistant's "already connected?" check now sees this connection.
+    let (status, conn) = send(
+        fx.client
+            .get(format!("{}/instance/connection", fx.base))
+            .header("authorization", &fx.tokens.access_token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(conn["connected"], true, "{conn}");
+    assert_eq!(conn["details"]["version"], "2026.3.0");
+    assert_eq!(conn["details"]["remote_ip_address"], "127.0.0.1");
+    assert!(
+        conn["details"]["connected_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+
     // The instance says something unasked: read and dropped.
     ws.send(Message::Text(
         json!({"msgid": "x", "handler": "webhook-register", "payload": {"cloudhook_ids": []}})
