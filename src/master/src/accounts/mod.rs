@@ -333,8 +333,8 @@ impl Accounts {
     }
 
     /// Signs a token set at `now` without recording its refresh token (tests of expiry).
-    #[doc(hidden)]
-    pub fn sign_unrecorded(&self, account: &Account, now: SystemTime) -> TokenSet {
+    #[cfg(test)]
+    pub(crate) fn sign_unrecorded(&self, account: &Account, now: SystemTime) -> TokenSet {
         self.sign_set(account, "unrecorded", None, now).0
     }
 }
