@@ -107,6 +107,16 @@ pub(crate) fn random_id() -> String {
     hex::encode(b)
 }
 
+/// A random password (20 letters and digits), for demo and bootstrap accounts.
+pub fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}
+
 /// Lower-cases and checks an email address: one `@`, both sides non-empty, no spaces or
 /// control characters, a dot in the domain.
 pub fn normalize_email(raw: &str) -> Result<String, AccountError> {
