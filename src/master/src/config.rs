@@ -26,6 +26,8 @@ pub const MAX_TUNNEL_TOKEN_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 /// The `throttling` of every token reply unless configured: the figure Nabu Casa's own tests
 /// use (the client sleeps 1/N s after each frame of 8 KiB or more).
 pub const DEFAULT_THROTTLING: u32 = 400;
+/// How often the master looks for new version blocks (the CLI adds them from another process).
+pub const DEFAULT_BLOCK_LIST_POLL: Duration = Duration::from_secs(30);
 /// The port an edge listens on when `--edge` names none (Home Assistant can dial no other).
 pub const DEFAULT_EDGE_PORT: u16 = 443;
 
@@ -97,6 +99,9 @@ pub struct MasterConfig {
     pub edge_protocol: ProtocolVersion,
     /// Which Home Assistant releases speak which protocol.
     pub ha: HaThresholds,
+    /// How often the block list is read for new blocks, whose connected instances are then
+    /// told to re-check (`evaluate_remote_security`).
+    pub block_list_poll: Duration,
 }
 
 impl MasterConfig {
@@ -123,6 +128,7 @@ impl MasterConfig {
             throttling: DEFAULT_THROTTLING,
             edge_protocol: ProtocolVersion::LATEST,
             ha: HaThresholds::default(),
+            block_list_poll: DEFAULT_BLOCK_LIST_POLL,
         }
     }
 }
@@ -164,6 +170,9 @@ pub struct RawMasterConfig {
     pub ha_protocol_v1_from: Option<String>,
     /// The first Home Assistant release whose client honours protocol 2 (hass-nabucasa 2.3.0+).
     pub ha_protocol_v2_from: Option<String>,
+    /// How often the block list is read for new blocks.
+    #[serde(default, with = "humantime_serde")]
+    pub block_list_poll: Option<Duration>,
 }
 
 fn config(why: impl Into<String>) -> MasterError {
@@ -249,6 +258,7 @@ impl RawMasterConfig {
             edge_protocol_version: over.edge_protocol_version.or(self.edge_protocol_version),
             ha_protocol_v1_from: over.ha_protocol_v1_from.or(self.ha_protocol_v1_from),
             ha_protocol_v2_from: over.ha_protocol_v2_from.or(self.ha_protocol_v2_from),
+            block_list_poll: over.block_list_poll.or(self.block_list_poll),
         }
     }
 
@@ -297,6 +307,12 @@ impl RawMasterConfig {
         if let Some(n) = self.edge_protocol_version {
             out.edge_protocol = ProtocolVersion::from_number(n)
                 .ok_or_else(|| config(format!("edge_protocol_version {n} is not 0, 1 or 2")))?;
+        }
+        if let Some(p) = self.block_list_poll {
+            if p.is_zero() {
+                return Err(config("block_list_poll must be positive"));
+            }
+            out.block_list_poll = p;
         }
         let ha = |v: Option<String>| {
             v.map(|s| s.parse::<crate::protocol::HaVersion>().map_err(config))

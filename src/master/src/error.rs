@@ -34,4 +34,7 @@ pub enum MasterError {
     /// The account layer cannot start (its signing key).
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    /// The block list cannot be read.
+    #[error(transparent)]
+    Versions(#[from] crate::versions::VersionError),
 }

@@ -17,18 +17,17 @@
 //!   revokes its family);
 //! - the version block list ([`versions`]): 409 on `snitun_token` for a blocked Home
 //!   Assistant, `POST /instance/version_override` for its owner, a new block clearing every
-//!   override, all of it audited.
-//!
+//!   override, all of it audited; a new block (from the CLI too: the list is polled) asks
+//!   every instance on the relayer to `evaluate_remote_security`;
 //! - the relayer websocket (`/websocket`, [`relayer`]): one connection per account, a first
 //!   `system` message, and [`relayer::Relayer::ask`] to put a question (`remote_sni`,
-//!   `connection_info`, `cloud` actions) to an instance and wait for its answer.
-//!
-//! `instance/connection` answers from the relayer: connected (with when, from where and which
-//! Home Assistant version) while the account holds a relayer connection.
+//!   `connection_info`, `cloud` actions) to an instance and wait for its answer;
+//!   `instance/connection` answers from it: connected (when, from where, which Home
+//!   Assistant version) while the account holds a relayer connection.
 //!
 //! What it does **not** do yet (issue 11's later steps): anything that *uses* the relayer
-//! (the account page's Connect and Disconnect, the edge asking to wake an instance,
-//! `evaluate_remote_security` after a new block), the account page and its sign-in, a login
+//! beyond `evaluate_remote_security` after a new block (the account page's Connect and
+//! Disconnect, the edge asking to wake an instance), the account page and its sign-in, a login
 //! rate limit, DNS and ACME (`dns_challenge_*`, `resolve_dns_cname`, the ACME directory:
 //! their URLs are in the discovery map and answer 404), custom-domain aliases, ping targets
 //! and edge choice (one edge, an empty target list), PostgreSQL, the edges learning keys

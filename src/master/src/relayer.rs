@@ -97,6 +97,16 @@ impl Relayer {
         self.peer(account_id).is_some()
     }
 
+    /// The accounts that hold a relayer connection.
+    pub fn connected_accounts(&self) -> Vec<String> {
+        self.sessions
+            .lock()
+            .expect("relayer sessions lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Who holds the account's relayer connection, if anyone.
     pub fn peer(&self, account_id: &str) -> Option<Peer> {
         self.sessions

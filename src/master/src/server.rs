@@ -1,5 +1,6 @@
 //! Starting and stopping the master: the HTTPS listener (rustls) serving the API.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct MasterHandle {
     handle: Handle<SocketAddr>,
     /// None once `wait` saw the server end.
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The block-list watcher, stopped with the server.
+    watcher: JoinHandle<()>,
     accounts: Accounts,
     versions: Versions,
     relayer: Relayer,
@@ -81,6 +84,13 @@ impl Master {
         )
         .map_err(listen_err)?
         .handle(handle.clone());
+        let known = specs(&versions).await?;
+        let watcher = tokio::spawn(watch_blocks(
+            versions.clone(),
+            relayer.clone(),
+            known,
+            config.block_list_poll,
+        ));
         let task =
             tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
         tracing::info!(%addr, "session master listening");
@@ -88,6 +98,7 @@ impl Master {
             addr,
             handle,
             task: Some(task),
+            watcher,
             accounts,
             versions,
             relayer,
@@ -119,6 +130,7 @@ impl MasterHandle {
     /// Stops accepting, lets requests in flight finish (at most [`SHUTDOWN_GRACE`]), and
     /// returns when the server has stopped.
     pub async fn shutdown(mut self) -> Result<(), MasterError> {
+        self.watcher.abort();
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         self.wait().await
     }
@@ -138,6 +150,51 @@ impl MasterHandle {
                 addr,
                 source: std::io::Error::other(e),
             }),
+        }
+    }
+}
+
+/// How long a connected instance is given to take an `evaluate_remote_security`.
+const EVALUATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn specs(versions: &Versions) -> Result<BTreeSet<String>, crate::versions::VersionError> {
+    Ok(versions.list().await?.into_iter().map(|b| b.spec).collect())
+}
+
+/// Reads the block list every `every`; when a spec appears that is not in `known`, tells
+/// every instance on the relayer to re-check its version (`cloud` /
+/// `evaluate_remote_security`: Home Assistant disconnects and asks for a fresh token, which
+/// gets the 409 if it is blocked).
+async fn watch_blocks(
+    versions: Versions,
+    relayer: Relayer,
+    mut known: BTreeSet<String>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = match specs(&versions).await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the block list failed");
+                continue;
+            }
+        };
+        let new = now.iter().any(|s| !known.contains(s));
+        known = now;
+        if !new {
+            continue;
+        }
+        for account in relayer.connected_accounts() {
+            let relayer = relayer.clone();
+            tokio::spawn(async move {
+                let ask = serde_json::json!({"action": "evaluate_remote_security"});
+                if let Err(e) = relayer.ask(&account, "cloud", ask, EVALUATE_TIMEOUT).await {
+                    tracing::info!(%account, error = %e, "evaluate_remote_security not taken");
+                }
+            });
         }
     }
 }

@@ -188,3 +188,27 @@ async fn a_bad_bearer_or_a_plain_get_is_refused_in_json() {
     let r = refused(fx.call(Method::GET, "/websocket"), 400).await;
     assert!(r.contains("websocket"), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_block_asks_connected_instances_to_re_check() {
+    let edge = EdgeAddress {
+        host: "edge.sluice.test".into(),
+        port: 443,
+    };
+    let fx = Fixture::start(edge, FernetKey::generate(&mut rand::rngs::OsRng), |c| {
+        c.block_list_poll = Duration::from_millis(50);
+    })
+    .await;
+    let account = fx.accounts().list().await.unwrap().remove(0).id;
+    let mut ws = dial(&fx, &fx.tokens.id_token).await.expect("upgraded");
+    assert_eq!(next_json(&mut ws).await["handler"], "system");
+    connected(&fx, &account).await;
+    // As `sluice master versions block` does from another process: straight into the store.
+    sluice_master::Versions::new(fx.accounts().store().clone())
+        .block("<=2020.1.1", "old", "cli")
+        .await
+        .unwrap();
+    let q = next_json(&mut ws).await;
+    assert_eq!(q["handler"], "cloud", "{q}");
+    assert_eq!(q["payload"]["action"], "evaluate_remote_security");
+}
