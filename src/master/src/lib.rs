@@ -58,5 +58,5 @@ pub mod api_limits {
 pub use accounts::{Accounts, TokenSet};
 pub use config::{EdgeAddress, MasterConfig, RawMasterConfig};
 pub use error::MasterError;
-pub use server::{Master, MasterHandle};
+pub use server::{Master, MasterHandle, SHUTDOWN_GRACE};
 pub use versions::Versions;
