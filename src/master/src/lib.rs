@@ -13,8 +13,9 @@
 //! - `subscription_info`, `instance/connection`, `instance/remote_ping_targets`,
 //!   `instance/register` and `instance/snitun_token`, with the protocol-version and cipher
 //!   rule of [`protocol`];
-//! - `POST /auth/refresh`: refresh-token rotation (a replayed refresh token is refused and
-//!   revokes its family);
+//! - `POST /auth/login` (email and password for a token set; failed attempts limited per
+//!   account and per address) and `POST /auth/refresh`: refresh-token rotation (a replayed
+//!   refresh token is refused and revokes its family);
 //! - the version block list ([`versions`]): 409 on `snitun_token` for a blocked Home
 //!   Assistant, `POST /instance/version_override` for its owner, a new block clearing every
 //!   override, all of it audited; a new block (from the CLI too: the list is polled) asks
@@ -27,8 +28,8 @@
 //!
 //! What it does **not** do yet (issue 11's later steps): anything that *uses* the relayer
 //! beyond `evaluate_remote_security` after a new block (the account page's Connect and
-//! Disconnect, the edge asking to wake an instance), the account page and its sign-in, a login
-//! rate limit, DNS and ACME (`dns_challenge_*`, `resolve_dns_cname`, the ACME directory:
+//! Disconnect, the edge asking to wake an instance), the account page and its sign-in form
+//! (CSRF, cookies), DNS and ACME (`dns_challenge_*`, `resolve_dns_cname`, the ACME directory:
 //! their URLs are in the discovery map and answer 404), custom-domain aliases, ping targets
 //! and edge choice (one edge, an empty target list), PostgreSQL, the edges learning keys
 //! from the master and reporting their tunnels, and Sluice's connector enrolling with
@@ -52,7 +53,10 @@ pub mod versions;
 pub mod api_limits {
     pub use crate::accounts::jwt::MAX_JWT_LEN;
     pub use crate::accounts::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
-    pub use crate::api::{MAX_BODY_LEN, MAX_HOST_LEN, MAX_PING_RESULTS};
+    pub use crate::api::{
+        FAILURE_WINDOW, MAX_BODY_LEN, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS,
+        MAX_HOST_LEN, MAX_PING_RESULTS,
+    };
 }
 
 pub use accounts::{Accounts, TokenSet};

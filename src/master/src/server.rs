@@ -67,6 +67,7 @@ impl Master {
             accounts: accounts.clone(),
             versions: versions.clone(),
             relayer: relayer.clone(),
+            logins: Default::default(),
             issuer,
             zone: config.zone,
             edge: config.edge,

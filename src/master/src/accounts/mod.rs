@@ -209,23 +209,36 @@ impl Accounts {
         email: &str,
         password: &str,
     ) -> Result<Account, AccountError> {
-        let email = normalize_email(email).map_err(|_| AccountError::WrongCredentials)?;
-        let account = self
-            .store
-            .account_by_email(&email)
-            .await?
-            .ok_or(AccountError::WrongCredentials)?;
-        let (password, stored) = (password.to_owned(), account.password_hash.clone());
+        if password.len() > MAX_PASSWORD_LEN {
+            return Err(AccountError::WrongCredentials);
+        }
+        let account = match normalize_email(email) {
+            Ok(email) => self.store.account_by_email(&email).await?,
+            Err(_) => None,
+        };
+        // An unknown account costs the same hash as a known one, so that the time taken does
+        // not tell which emails have accounts.
+        let stored = account
+            .as_ref()
+            .map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
+        let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || password::verify(&password, &stored))
             .await
             .map_err(|e| AccountError::Hash(e.to_string()))?;
-        if !ok {
-            return Err(AccountError::WrongCredentials);
-        }
+        let account = account
+            .filter(|_| ok)
+            .ok_or(AccountError::WrongCredentials)?;
         if account.disabled {
             return Err(AccountError::Disabled);
         }
         Ok(account)
+    }
+
+    /// A fresh token set for `account` (after a sign-in).
+    pub async fn token_set(&self, account: &Account) -> Result<TokenSet, AccountError> {
+        let (set, refresh) = self.sign_set(account, &random_id(), None, SystemTime::now());
+        self.store.add_refresh(refresh).await?;
+        Ok(set)
     }
 
     /// A fresh token set for the account with this email (`sluice master token`);

@@ -19,6 +19,17 @@ pub(crate) fn hash(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A hash no password was hashed into (its password is random and forgotten), to verify
+/// against when there is no account: the same work either way.
+pub(crate) fn decoy() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        hash(&hex::encode(secret)).unwrap_or_default()
+    })
+}
+
 /// Whether `password` matches the PHC string `stored` (false for a malformed one).
 pub(crate) fn verify(password: &str, stored: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else {

@@ -6,6 +6,7 @@ mod account;
 mod discovery;
 mod extract;
 mod instance;
+mod login;
 mod reject;
 mod relayer;
 
@@ -22,6 +23,7 @@ use sluice_proto::version::ProtocolVersion;
 
 pub use extract::{MAX_BODY_LEN, MAX_HOST_LEN};
 pub use instance::MAX_PING_RESULTS;
+pub use login::{FAILURE_WINDOW, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS};
 
 use crate::accounts::Accounts;
 use crate::config::EdgeAddress;
@@ -36,6 +38,7 @@ pub(crate) struct Shared {
     pub accounts: Accounts,
     pub versions: Versions,
     pub relayer: Relayer,
+    pub logins: login::LoginLimiter,
     pub issuer: Issuer,
     pub zone: Hostname,
     pub edge: EdgeAddress,
@@ -73,6 +76,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/account/payments/subscription_info",
             get(account::subscription_info),
         )
+        .route("/auth/login", post(login::login))
         .route("/auth/refresh", post(account::refresh))
         .route("/websocket", get(relayer::connect))
         .route("/instance/connection", get(instance::connection))

@@ -14,10 +14,11 @@ use crate::accounts::{JwtKeys, Lifetimes};
 use crate::config::DEFAULT_THROTTLING;
 use crate::store::SqliteStore;
 
-const PATHS: [&str; 11] = [
+const PATHS: [&str; 12] = [
     "/.well-known/service-discovery",
     "/account/payments/subscription_info",
     "/auth/refresh",
+    "/auth/login",
     "/instance/connection",
     "/instance/remote_ping_targets",
     "/instance/register",
@@ -59,6 +60,7 @@ fn rig() -> Rig {
         let shared = Arc::new(Shared {
             versions: Versions::new(store),
             relayer: Relayer::new(),
+            logins: Default::default(),
             accounts,
             issuer: Issuer::new(&[key]).unwrap(),
             zone: "ui.example.test".parse().unwrap(),
@@ -92,6 +94,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         Just(br#"{"ping_result": [{"ip": 1}]}"#.to_vec()),
         Just(br#"{"refresh_token": "a.b.c"}"#.to_vec()),
         Just(br#"{"accept_risk": true}"#.to_vec()),
+        Just(br#"{"email": "p@example.test", "password": "wrong one!"}"#.to_vec()),
         Just(vec![b'{'; MAX_BODY_LEN + 1]),
     ]
 }

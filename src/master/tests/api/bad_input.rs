@@ -203,3 +203,30 @@ async fn unknown_paths_methods_and_order() {
     .await;
     assert!(r.contains("register"), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_works_and_guessing_is_limited() {
+    let fx = fixture().await;
+    let login = |email: &str, password: &str| {
+        fx.client
+            .post(format!("{}/auth/login", fx.base))
+            .json(&json!({"email": email, "password": password}))
+    };
+    let (status, set) = send(login(EMAIL, "a long password")).await;
+    assert_eq!(status, 200, "{set}");
+    let id = set["id_token"].as_str().unwrap();
+    let (status, _) = send(
+        fx.client
+            .get(format!("{}/account/payments/subscription_info", fx.base))
+            .header("authorization", format!("Bearer {id}")),
+    )
+    .await;
+    assert_eq!(status, 200, "the signed-in token works");
+    refused(login("nobody@example.test", "a long password"), 401).await;
+    for _ in 0..sluice_master::api_limits::MAX_FAILURES_PER_ACCOUNT {
+        refused(login(EMAIL, "not the password"), 401).await;
+    }
+    let r = refused(login(EMAIL, "a long password"), 429).await;
+    assert!(r.contains("too many"), "{r}");
+    refused(fx.client.post(format!("{}/auth/login", fx.base)), 400).await;
+}
