@@ -431,6 +431,15 @@ async fn insert_refresh(
     tx: &mut Transaction<'_, Sqlite>,
     record: &RefreshRecord,
 ) -> Result<(), sqlx::Error> {
+    // Expired tokens can never be presented again (their JWT has expired too): each new
+    // one sweeps them, so the table holds only live tokens and their used predecessors.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < ?")
+        .bind(now as i64)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "INSERT INTO refresh_tokens (jti, account_id, family, expires_at) VALUES (?, ?, ?, ?)",
     )

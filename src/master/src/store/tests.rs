@@ -133,6 +133,28 @@ fn a_refresh_token_rotates_once_and_a_replay_revokes_its_family() {
 }
 
 #[test]
+fn expired_refresh_tokens_are_swept() {
+    rt().block_on(async {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.add_account(new_account(1), by(1)).await.unwrap();
+        let expired = RefreshRecord {
+            expires_at: 1,
+            ..refresh("old", "id1", "f")
+        };
+        store.add_refresh(expired).await.unwrap();
+        store.add_refresh(refresh("new", "id1", "g")).await.unwrap();
+        let rot = store
+            .rotate_refresh("old", refresh("x", "id1", "f"), 5)
+            .await;
+        assert_eq!(rot.unwrap(), Rotation::Unknown, "swept");
+        let rot = store
+            .rotate_refresh("new", refresh("y", "id1", "g"), 5)
+            .await;
+        assert_eq!(rot.unwrap(), Rotation::Rotated);
+    });
+}
+
+#[test]
 fn disabling_revokes_refresh_tokens() {
     rt().block_on(async {
         let store = SqliteStore::in_memory().await.unwrap();
