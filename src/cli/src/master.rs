@@ -24,7 +24,8 @@ Examples:
 
 Every flag of the first form can also be set in the --config TOML file (the same names with \
 underscores: tls_cert, fernet_keys, ...); flags win. The state directory holds the SQLite \
-database and the JWT signing key (made on first start, mode 0600)."
+database and the JWT signing key (made on first start, mode 0600). SIGHUP re-reads the Fernet \
+key file (the first key mints); SIGINT or SIGTERM stops."
 )]
 pub(crate) struct MasterArgs {
     #[command(subcommand)]
@@ -185,19 +186,55 @@ fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         public_host: args.public_host,
         ..RawMasterConfig::default()
     };
-    let config = file.overlay(flags).resolve()?;
+    let raw = file.overlay(flags);
+    let keys_path = raw.fernet_keys.clone();
+    let config = raw.resolve()?;
     runtime()?.block_on(async {
         let mut master = Master::start(config).await?;
         eprintln!(
             "sluice master: listening on https://{}",
             master.local_addr()
         );
-        tokio::select! {
-            _ = crate::connect::shutdown_signal() => master.shutdown().await?,
-            result = master.wait() => result?,
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("SIGHUP handler")?;
+        loop {
+            tokio::select! {
+                _ = crate::connect::shutdown_signal() => {
+                    master.shutdown().await?;
+                    break;
+                }
+                result = master.wait() => {
+                    result?;
+                    break;
+                }
+                _ = hangup.recv() => reload_keys(&master, keys_path.as_deref()),
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// SIGHUP: mint with the key file's first key from now on; a file that does not parse keeps
+/// the keys in use.
+fn reload_keys(master: &sluice_master::MasterHandle, path: Option<&std::path::Path>) {
+    let Some(path) = path else { return };
+    let keys = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| sluice_master::config::parse_fernet_keys(&text))
+        .and_then(|keys| {
+            master.reload_keys(&keys).map_err(|e| e.to_string())?;
+            Ok(keys.len())
+        });
+    match keys {
+        Ok(n) => eprintln!(
+            "sluice master: reloaded {n} Fernet keys from {}",
+            path.display()
+        ),
+        Err(e) => eprintln!(
+            "sluice master: keeping the keys in use, {} is unusable: {e}",
+            path.display()
+        ),
+    }
 }
 
 async fn account(command: AccountCommand) -> anyhow::Result<ExitCode> {

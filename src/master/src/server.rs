@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use sluice_proto::token::Issuer;
+use sluice_proto::token::{FernetKey, Issuer};
 use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
@@ -36,6 +36,7 @@ pub struct MasterHandle {
     accounts: Accounts,
     versions: Versions,
     relayer: Relayer,
+    shared: Arc<Shared>,
 }
 
 impl Master {
@@ -68,7 +69,7 @@ impl Master {
             versions: versions.clone(),
             relayer: relayer.clone(),
             logins: Default::default(),
-            issuer,
+            issuer: std::sync::RwLock::new(issuer),
             zone: config.zone,
             edge: config.edge,
             public_host: config.public_host,
@@ -77,7 +78,7 @@ impl Master {
             edge_protocol: config.edge_protocol,
             ha: config.ha,
         });
-        let app = api::router(shared);
+        let app = api::router(shared.clone());
         let handle = Handle::new();
         let server = axum_server::tls_rustls::from_tcp_rustls(
             listener,
@@ -103,6 +104,7 @@ impl Master {
             accounts,
             versions,
             relayer,
+            shared,
         })
     }
 }
@@ -121,6 +123,15 @@ impl MasterHandle {
     /// The instances' relayer connections, to ask them things.
     pub fn relayer(&self) -> &Relayer {
         &self.relayer
+    }
+
+    /// Mints with `keys[0]` from now on (the key file was edited: a rotation adds the new
+    /// key on the edges first, then puts it first here). Refuses an empty list.
+    pub fn reload_keys(&self, keys: &[FernetKey]) -> Result<(), MasterError> {
+        let issuer =
+            Issuer::new(keys).map_err(|e| MasterError::Config(format!("fernet_keys: {e}")))?;
+        *self.shared.issuer.write().expect("issuer lock") = issuer;
+        Ok(())
     }
 
     /// The version block list it enforces.

@@ -210,9 +210,10 @@ pub(crate) async fn snitun_token(
     };
     let now = SystemTime::now();
     let rng = &mut rand::rngs::OsRng;
+    let issuer = state.issuer.read().expect("issuer lock").clone();
     let issued = match keys {
-        Some((key, iv)) => state.issuer.issue_with_keys(&request, key, iv, now, rng),
-        None => state.issuer.issue(&request, now, rng),
+        Some((key, iv)) => issuer.issue_with_keys(&request, key, iv, now, rng),
+        None => issuer.issue(&request, now, rng),
     }
     .map_err(|e| {
         tracing::error!(error = %e, "minting failed");

@@ -39,7 +39,8 @@ pub(crate) struct Shared {
     pub versions: Versions,
     pub relayer: Relayer,
     pub logins: login::LoginLimiter,
-    pub issuer: Issuer,
+    /// Replaced whole when the key file is reloaded; never held across an await.
+    pub issuer: std::sync::RwLock<Issuer>,
     pub zone: Hostname,
     pub edge: EdgeAddress,
     pub public_host: Option<String>,

@@ -62,7 +62,7 @@ fn rig() -> Rig {
             relayer: Relayer::new(),
             logins: Default::default(),
             accounts,
-            issuer: Issuer::new(&[key]).unwrap(),
+            issuer: std::sync::RwLock::new(Issuer::new(&[key]).unwrap()),
             zone: "ui.example.test".parse().unwrap(),
             edge: "edge.example.test".parse().unwrap(),
             public_host: None,

@@ -12,7 +12,7 @@ use sluice_edge::{EdgeConfig, EdgeHandle, RouteEvent};
 use sluice_master::EdgeAddress;
 use sluice_proto::Hostname;
 use sluice_proto::crypto::CipherKind;
-use sluice_proto::token::{Credentials, FernetKey, TokenClaims};
+use sluice_proto::token::{Credentials, FernetKey, TokenClaims, verify_token};
 use sluice_proto::version::ProtocolVersion;
 use sluice_testkit::tunnel_peer::{Creds, TestPeer};
 
@@ -214,4 +214,36 @@ async fn sluice_asks_for_v2_aes_gcm_siv_and_gets_a_credentials_document() {
     peer.kill();
     fx.master.shutdown().await.unwrap();
     edge.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_key_file_mints_with_its_first_key() {
+    let old = FernetKey::generate(&mut rand::rngs::OsRng);
+    let new = FernetKey::generate(&mut rand::rngs::OsRng);
+    let edge = EdgeAddress {
+        host: "edge.sluice.test".into(),
+        port: 443,
+    };
+    let fx = Fixture::start(edge, old.clone(), |_| {}).await;
+    assert_eq!(
+        send(fx.call(Method::POST, "/instance/register")).await.0,
+        200
+    );
+    let keys = json!({"aes_key": hex::encode([1u8; 32]), "aes_iv": hex::encode([2u8; 16])});
+    let mint = || async {
+        let (status, tok) = send(fx.call(Method::POST, "/instance/snitun_token").json(&keys)).await;
+        assert_eq!(status, 200, "{tok}");
+        tok["token"].as_str().unwrap().to_owned()
+    };
+    let now = std::time::SystemTime::now();
+    let first = mint().await;
+    assert!(verify_token(first.as_bytes(), std::slice::from_ref(&old), now).is_ok());
+    assert!(
+        fx.master.reload_keys(&[]).is_err(),
+        "an empty key set is refused"
+    );
+    fx.master.reload_keys(&[new.clone(), old.clone()]).unwrap();
+    let second = mint().await;
+    assert!(verify_token(second.as_bytes(), std::slice::from_ref(&new), now).is_ok());
+    assert!(verify_token(second.as_bytes(), std::slice::from_ref(&old), now).is_err());
 }
