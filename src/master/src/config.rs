@@ -71,6 +71,33 @@ impl std::str::FromStr for EdgeAddress {
     }
 }
 
+/// The most edges offered for pings.
+pub const MAX_PING_EDGES: usize = 64;
+
+/// An edge offered for the client's pings (`remote_ping_targets`): the address it pings,
+/// where it is, and what `register` then tells it to dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingTarget {
+    /// The address the client pings (and names in its results).
+    pub ip: std::net::IpAddr,
+    /// Where it is, as shown to the client (`location`).
+    pub location: String,
+    /// What to dial when this one answers fastest.
+    pub edge: EdgeAddress,
+}
+
+/// A `[[ping_edges]]` table of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPingTarget {
+    /// The address the client pings.
+    pub ip: std::net::IpAddr,
+    /// Where it is.
+    pub location: String,
+    /// `HOST[:PORT]` to dial.
+    pub edge: String,
+}
+
 /// Everything the master runs with.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {
@@ -80,8 +107,10 @@ pub struct MasterConfig {
     pub tls: Arc<rustls::ServerConfig>,
     /// The zone instances get their names in (`<random>.zone`).
     pub zone: Hostname,
-    /// The edge instances are sent to.
+    /// The edge instances are sent to, unless their pings chose one of `ping_edges`.
     pub edge: EdgeAddress,
+    /// Edges offered for pings; `register` sends an instance to the one it reached fastest.
+    pub ping_edges: Vec<PingTarget>,
     /// The edges' Fernet keys; the first one mints.
     pub fernet_keys: Vec<FernetKey>,
     /// Where the database and the JWT signing key live.
@@ -120,6 +149,7 @@ impl MasterConfig {
             tls,
             zone,
             edge,
+            ping_edges: Vec::new(),
             fernet_keys,
             state_dir,
             public_host: None,
@@ -173,6 +203,8 @@ pub struct RawMasterConfig {
     /// How often the block list is read for new blocks.
     #[serde(default, with = "humantime_serde")]
     pub block_list_poll: Option<Duration>,
+    /// Edges offered for pings (file only).
+    pub ping_edges: Option<Vec<RawPingTarget>>,
 }
 
 fn config(why: impl Into<String>) -> MasterError {
@@ -259,6 +291,7 @@ impl RawMasterConfig {
             ha_protocol_v1_from: over.ha_protocol_v1_from.or(self.ha_protocol_v1_from),
             ha_protocol_v2_from: over.ha_protocol_v2_from.or(self.ha_protocol_v2_from),
             block_list_poll: over.block_list_poll.or(self.block_list_poll),
+            ping_edges: over.ping_edges.or(self.ping_edges),
         }
     }
 
@@ -307,6 +340,21 @@ impl RawMasterConfig {
         if let Some(n) = self.edge_protocol_version {
             out.edge_protocol = ProtocolVersion::from_number(n)
                 .ok_or_else(|| config(format!("edge_protocol_version {n} is not 0, 1 or 2")))?;
+        }
+        let ping_edges = self.ping_edges.unwrap_or_default();
+        if ping_edges.len() > MAX_PING_EDGES {
+            return Err(config(format!("more than {MAX_PING_EDGES} ping_edges")));
+        }
+        for p in ping_edges {
+            let edge = p
+                .edge
+                .parse()
+                .map_err(|e| config(format!("ping_edges {}: {e}", p.ip)))?;
+            out.ping_edges.push(PingTarget {
+                ip: p.ip,
+                location: p.location,
+                edge,
+            });
         }
         if let Some(p) = self.block_list_poll {
             if p.is_zero() {
@@ -363,6 +411,22 @@ mod tests {
         assert_eq!(both.zone.as_deref(), Some("ui.example.net"));
         assert_eq!(both.tunnel_token_validity, Some(Duration::from_secs(7200)));
         assert!(RawMasterConfig::from_toml("no_such_setting = 1").is_err());
+    }
+
+    #[test]
+    fn ping_edges_come_from_the_file() {
+        let raw = RawMasterConfig::from_toml(
+            "[[ping_edges]]\nip = \"192.0.2.1\"\nlocation = \"Frankfurt\"\nedge = \"fra.example.net\"\n",
+        )
+        .unwrap();
+        let p = &raw.ping_edges.unwrap()[0];
+        assert_eq!(
+            (p.location.as_str(), p.edge.as_str()),
+            ("Frankfurt", "fra.example.net")
+        );
+        let bad =
+            "[[ping_edges]]\nip = \"not an ip\"\nlocation = \"x\"\nedge = \"e.example.net\"\n";
+        assert!(RawMasterConfig::from_toml(bad).is_err());
     }
 
     #[test]

@@ -10,9 +10,10 @@
 //! What it serves today:
 //! - `/.well-known/service-discovery` with every action name the HA client knows, each URL at
 //!   this master;
-//! - `subscription_info`, `instance/connection`, `instance/remote_ping_targets`,
-//!   `instance/register` and `instance/snitun_token`, with the protocol-version and cipher
-//!   rule of [`protocol`];
+//! - `subscription_info`, `instance/connection`, `instance/remote_ping_targets` (the
+//!   configured `ping_edges`), `instance/register` (the edge the client's pings reached
+//!   fastest, else the configured one) and `instance/snitun_token`, with the
+//!   protocol-version and cipher rule of [`protocol`];
 //! - `POST /auth/login` (email and password for a token set; failed attempts limited per
 //!   account and per address) and `POST /auth/refresh`: refresh-token rotation (a replayed
 //!   refresh token is refused and revokes its family);
@@ -30,8 +31,8 @@
 //! beyond `evaluate_remote_security` after a new block (the account page's Connect and
 //! Disconnect, the edge asking to wake an instance), the account page and its sign-in form
 //! (CSRF, cookies), DNS and ACME (`dns_challenge_*`, `resolve_dns_cname`, the ACME directory:
-//! their URLs are in the discovery map and answer 404), custom-domain aliases, ping targets
-//! and edge choice (one edge, an empty target list), PostgreSQL, the edges learning keys
+//! their URLs are in the discovery map and answer 404), custom-domain aliases, edge load in
+//! the edge choice, PostgreSQL, the edges learning keys
 //! from the master and reporting their tunnels, and Sluice's connector enrolling with
 //! `--master`. Every other action in the discovery map (voice, Alexa, Google, storage,
 //! webhooks) answers 404 with a JSON reason.

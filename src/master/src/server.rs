@@ -72,6 +72,7 @@ impl Master {
             issuer: std::sync::RwLock::new(issuer),
             zone: config.zone,
             edge: config.edge,
+            ping_edges: config.ping_edges,
             public_host: config.public_host,
             tunnel_token_validity: config.tunnel_token_validity,
             throttling: config.throttling,

@@ -1,6 +1,7 @@
 //! The instance endpoints: `register` (a stable random name in the zone), `snitun_token`
 //! (a Fernet token for the edges), `connection` and `remote_ping_targets`.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -17,6 +18,7 @@ use super::AppState;
 use super::extract::{AccessCaller, Caller, JsonBody, user_agent};
 use super::reject::ApiError;
 use crate::accounts::random_id;
+use crate::config::{EdgeAddress, PingTarget};
 use crate::protocol::{self, Asked, Client};
 use crate::store::{Account, Actor, Instance, StoreError};
 use crate::versions::Verdict;
@@ -29,10 +31,8 @@ const MAX_NAME_DRAWS: usize = 8;
 const NAME_LEN: usize = 16;
 const NAME_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-/// One ping result (what the client measured to a ping target); kept for choosing among
-/// edges once there are several.
+/// One ping result: what the client measured to a ping target.
 #[derive(Debug, Deserialize)]
-#[allow(dead_code)]
 pub(crate) struct PingResult {
     ip: String,
     #[serde(default)]
@@ -105,6 +105,21 @@ async fn register_instance(state: &AppState, account: &Account) -> Result<Instan
     ))
 }
 
+/// The edge of the target with the lowest average round trip among `results` (reachable
+/// ones, finite and not negative), or `default` when none of them names a target.
+pub(crate) fn choose_edge<'a>(
+    default: &'a EdgeAddress,
+    targets: &'a [PingTarget],
+    results: &[(IpAddr, f64)],
+) -> &'a EdgeAddress {
+    results
+        .iter()
+        .filter(|(_, avg)| avg.is_finite() && *avg >= 0.0)
+        .filter_map(|(ip, avg)| Some((targets.iter().find(|t| t.ip == *ip)?, *avg)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(default, |(t, _)| &t.edge)
+}
+
 /// Gives the caller's instance its name (the same one every time) and its edge.
 pub(crate) async fn register(
     State(state): State<AppState>,
@@ -118,11 +133,18 @@ pub(crate) async fn register(
         )));
     }
     let instance = register_instance(&state, &account).await?;
+    let results: Vec<(IpAddr, f64)> = body
+        .ping_result
+        .iter()
+        .filter(|r| r.reachable == Some(true))
+        .filter_map(|r| Some((r.ip.parse().ok()?, r.avg?)))
+        .collect();
+    let edge = choose_edge(&state.edge, &state.ping_edges, &results);
     Ok(Json(RegisterReply {
         domain: domain(&state, &instance)?.as_str().to_owned(),
         email: account.email,
-        server: state.edge.host.clone(),
-        server_port: state.edge.port,
+        server: edge.host.clone(),
+        server_port: edge.port,
         alias: Vec::new(),
     }))
 }
@@ -328,14 +350,89 @@ fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// No ping targets: with one edge there is nothing to choose, and an empty list makes the
-/// client skip its ICMP pings.
-pub(crate) async fn remote_ping_targets(Caller(_account): Caller) -> Json<Value> {
-    Json(json!({ "targets": [], "timeout": 1000, "count": 3 }))
+/// The edges to ping (`ping_edges`); an empty list makes the client skip its ICMP pings.
+pub(crate) async fn remote_ping_targets(
+    State(state): State<AppState>,
+    Caller(_account): Caller,
+) -> Json<Value> {
+    let targets: Vec<Value> = state
+        .ping_edges
+        .iter()
+        .map(|t| json!({"ip": t.ip.to_string(), "location": t.location}))
+        .collect();
+    Json(json!({ "targets": targets, "timeout": 1000, "count": 3 }))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn edge(host: &str) -> EdgeAddress {
+        EdgeAddress {
+            host: host.into(),
+            port: 443,
+        }
+    }
+
+    fn targets() -> Vec<PingTarget> {
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| PingTarget {
+                ip: ip.parse().unwrap(),
+                location: format!("site {i}"),
+                edge: edge(&format!("e{i}.example.test")),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_fastest_known_target_wins() {
+        let d = edge("anycast.example.test");
+        let t = targets();
+        let r = |ip: &str, avg: f64| (ip.parse().unwrap(), avg);
+        assert_eq!(choose_edge(&d, &t, &[]), &d);
+        assert_eq!(
+            choose_edge(&d, &t, &[r("10.0.0.2", 9.0), r("10.0.0.3", 4.0)]).host,
+            "e2.example.test"
+        );
+        assert_eq!(
+            choose_edge(&d, &t, &[r("192.0.2.1", 0.1)]),
+            &d,
+            "not a target"
+        );
+        assert_eq!(
+            choose_edge(&d, &t, &[r("10.0.0.1", f64::NAN), r("10.0.0.2", -1.0)]),
+            &d
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_choice_is_the_default_or_the_minimum(results in proptest::collection::vec((0u8..5, -5.0f64..100.0), 0..8)) {
+            let d = edge("anycast.example.test");
+            let t = targets();
+            let results: Vec<(IpAddr, f64)> = results
+                .into_iter()
+                .map(|(n, avg)| (format!("10.0.0.{n}").parse().unwrap(), avg))
+                .collect();
+            let chosen = choose_edge(&d, &t, &results);
+            let valid: Vec<_> = results
+                .iter()
+                .filter(|(ip, avg)| *avg >= 0.0 && t.iter().any(|x| x.ip == *ip))
+                .collect();
+            match valid.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+                None => prop_assert_eq!(chosen, &d),
+                Some((_, best)) => {
+                    let got = t.iter().find(|x| &x.edge == chosen).unwrap();
+                    let got_avg = valid.iter().filter(|(ip, _)| *ip == got.ip).map(|(_, a)| *a).fold(f64::INFINITY, f64::min);
+                    prop_assert_eq!(got_avg, *best);
+                }
+            }
+        }
+    }
+
     #[test]
     fn rfc3339_dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

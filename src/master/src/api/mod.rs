@@ -43,6 +43,7 @@ pub(crate) struct Shared {
     pub issuer: std::sync::RwLock<Issuer>,
     pub zone: Hostname,
     pub edge: EdgeAddress,
+    pub ping_edges: Vec<crate::config::PingTarget>,
     pub public_host: Option<String>,
     pub tunnel_token_validity: Duration,
     pub throttling: u32,

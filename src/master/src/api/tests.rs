@@ -65,6 +65,7 @@ fn rig() -> Rig {
             issuer: std::sync::RwLock::new(Issuer::new(&[key]).unwrap()),
             zone: "ui.example.test".parse().unwrap(),
             edge: "edge.example.test".parse().unwrap(),
+            ping_edges: Vec::new(),
             public_host: None,
             tunnel_token_validity: Duration::from_secs(3600),
             throttling: DEFAULT_THROTTLING,

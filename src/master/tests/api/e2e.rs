@@ -247,3 +247,45 @@ async fn a_reloaded_key_file_mints_with_its_first_key() {
     assert!(verify_token(second.as_bytes(), std::slice::from_ref(&new), now).is_ok());
     assert!(verify_token(second.as_bytes(), std::slice::from_ref(&old), now).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_sends_the_instance_to_the_edge_it_reached_fastest() {
+    let edge = EdgeAddress {
+        host: "anycast.sluice.test".into(),
+        port: 443,
+    };
+    let fx = Fixture::start(edge, FernetKey::generate(&mut rand::rngs::OsRng), |c| {
+        for (i, ip) in ["127.0.0.2", "127.0.0.3"].iter().enumerate() {
+            c.ping_edges.push(sluice_master::config::PingTarget {
+                ip: ip.parse().unwrap(),
+                location: format!("site {i}"),
+                edge: format!("e{i}.sluice.test").parse().unwrap(),
+            });
+        }
+    })
+    .await;
+    let (status, targets) = send(fx.call(Method::GET, "/instance/remote_ping_targets")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        targets["targets"],
+        json!([{"ip": "127.0.0.2", "location": "site 0"}, {"ip": "127.0.0.3", "location": "site 1"}])
+    );
+    let pings = json!({"ping_result": [
+        {"ip": "127.0.0.2", "avg": 30.0, "max": 31.0, "min": 29.0, "reachable": true},
+        {"ip": "127.0.0.3", "avg": 5.0, "max": 6.0, "min": 4.0, "reachable": true},
+    ]});
+    let (_, reg) = send(fx.call(Method::POST, "/instance/register").json(&pings)).await;
+    assert_eq!(reg["server"], "e1.sluice.test");
+    let unreachable = json!({"ping_result": [
+        {"ip": "127.0.0.3", "avg": 1.0, "reachable": false},
+    ]});
+    let (_, reg) = send(
+        fx.call(Method::POST, "/instance/register")
+            .json(&unreachable),
+    )
+    .await;
+    assert_eq!(
+        reg["server"], "anycast.sluice.test",
+        "no reachable target: the default"
+    );
+}
