@@ -5,6 +5,7 @@ mod ctl;
 mod demo;
 mod edge;
 mod logging;
+mod master;
 mod token;
 mod verify;
 
@@ -28,6 +29,8 @@ enum Command {
     Connect(Box<connect::ConnectArgs>),
     /// Connect or disconnect a running connector, or show its state.
     Ctl(ctl::CtlArgs),
+    /// Run the session master (accounts, instances, tunnel tokens), or manage its accounts.
+    Master(Box<master::MasterArgs>),
     /// Make Fernet keys, and mint tokens into credentials files.
     Token(token::TokenArgs),
     /// Check that the certificate served at a public address is the local one.
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Edge(args) => edge::run(*args),
         Command::Connect(args) => connect::run(*args),
         Command::Ctl(args) => ctl::run(args),
+        Command::Master(args) => master::run(*args),
         Command::Token(args) => token::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Demo(args) => demo::run(args),

@@ -197,6 +197,25 @@ fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
     let nowhere: Vec<&str> = nowhere.iter().map(String::as_str).collect();
     assert_eq!(sluice(&nowhere).status.code(), Some(2));
 
+    // The demo's session master answers its printed curl line, and its token line works.
+    let line = line_with(&mut demo, "/.well-known/service-discovery");
+    let args: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(args[0], "curl");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{line}: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["actions"].as_object().map(|a| a.len()), Some(24));
+    let line = line_with(&mut demo, " master token ");
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let token = sluice(&args[1..]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    assert!(text(&token.stdout).contains("\"id_token\""));
+    assert!(dir.path().join("demo-password").is_file());
+
     assert!(stop(&mut demo).success());
 }
 

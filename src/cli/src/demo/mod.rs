@@ -1,9 +1,10 @@
 //! `sluice demo`: an edge, a connector and an HTTPS origin in one process, on loopback.
 //!
 //! Everything is real: a fresh CA and certificate (rcgen), a Fernet key and a token, the edge
-//! (`sluice_edge::start`), the connector (passthrough with a PROXY v2 header) and a small
-//! HTTPS origin that shows the caller's address. It checks the chain itself with one request,
-//! then prints a `curl` command and serves until stopped.
+//! (`sluice_edge::start`), the connector (passthrough with a PROXY v2 header), a small
+//! HTTPS origin that shows the caller's address, and a session master with a demo account
+//! (minting with the edge's key; the demo's own token is still minted locally). It checks the
+//! chain itself with one request, then prints `curl` commands and serves until stopped.
 
 mod origin;
 mod pki;
@@ -22,6 +23,10 @@ use sluice_connector::CredentialsFile;
 use sluice_connector::tls::{provider, server_config};
 use sluice_connector::{Connector, CredentialSource, Credentials, Fingerprints};
 use sluice_edge::EdgeConfig;
+use sluice_master::accounts::{AccountError, Lifetimes};
+use sluice_master::config::server_tls;
+use sluice_master::store::StoreError;
+use sluice_master::{Accounts, EdgeAddress, Master, MasterConfig, MasterHandle};
 use sluice_proto::Hostname;
 use sluice_proto::token::{FernetKey, Issuer, TokenRequest};
 
@@ -29,6 +34,10 @@ use crate::connect::shutdown_signal;
 
 /// The demo's host name (`.test` is reserved: it never resolves, hence `--resolve`).
 const NAME: &str = "demo.sluice.test";
+/// The demo session master's name.
+const MASTER: &str = "master.sluice.test";
+/// The demo account.
+const DEMO_EMAIL: &str = "demo@sluice.test";
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -49,7 +58,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None => std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let pki = pki::Pki::new(&dir, NAME)?;
+    let pki = pki::Pki::new(&dir, NAME, MASTER)?;
 
     // The session master's part: a Fernet key for the edge, a token for the connector.
     let fernet = FernetKey::generate(&mut OsRng);
@@ -63,7 +72,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let creds = Credentials::new(issued.token, issued.claims)?;
     creds.save(&dir.join("credentials.json"))?;
 
-    let mut edge_config = EdgeConfig::for_keys(vec![fernet]);
+    let mut edge_config = EdgeConfig::for_keys(vec![fernet.clone()]);
     edge_config.listen = vec![args.listen];
     let edge = sluice_edge::start(edge_config).context("the edge did not start")?;
     let edge_addr = edge.listen_addrs()[0];
@@ -71,10 +80,47 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(serve(&pki, creds, edge_addr, &dir));
+    let result = rt.block_on(async {
+        let master = start_master(&pki, fernet, edge_addr, &dir).await?;
+        let result = serve(&pki, creds, edge_addr, &dir, master.local_addr()).await;
+        master.shutdown().await?;
+        result
+    });
     drop(rt);
     edge.shutdown();
     result
+}
+
+/// A session master on loopback with the demo account (its password in `DIR/demo-password`).
+async fn start_master(
+    pki: &pki::Pki,
+    fernet: FernetKey,
+    edge: SocketAddr,
+    dir: &std::path::Path,
+) -> anyhow::Result<MasterHandle> {
+    let state_dir = dir.join("master");
+    let accounts = Accounts::open(&state_dir, Lifetimes::default()).await?;
+    let password = sluice_master::accounts::random_password();
+    match accounts.add(DEMO_EMAIL, &password, "demo").await {
+        Ok(_) => std::fs::write(dir.join("demo-password"), format!("{password}\n"))?,
+        // A --dir reused from an earlier demo keeps its account and password.
+        Err(AccountError::Store(StoreError::AccountExists(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let tls = server_tls(vec![pki.master_der.clone()], pki.master_key.clone_key())?;
+    let edge = EdgeAddress {
+        host: edge.ip().to_string(),
+        port: edge.port(),
+    };
+    let config = MasterConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls,
+        "sluice.test".parse()?,
+        edge,
+        vec![fernet],
+        state_dir,
+    );
+    Ok(Master::start_with(config, accounts).await?)
 }
 
 async fn serve(
@@ -82,6 +128,7 @@ async fn serve(
     creds: Credentials,
     edge: SocketAddr,
     dir: &std::path::Path,
+    master: SocketAddr,
 ) -> anyhow::Result<ExitCode> {
     let origin_tls = server_config(vec![pki.leaf_der.clone()], pki.leaf_key.clone_key())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -118,6 +165,20 @@ async fn serve(
     println!(
         "  {exe} verify https://{NAME}:{port} --cert {} --resolve {NAME}:{port}:127.0.0.1",
         pki.leaf_path.display()
+    );
+    let mport = master.port();
+    println!();
+    println!(
+        "Session master on {master}: account {DEMO_EMAIL}, password in {}",
+        dir.join("demo-password").display()
+    );
+    println!(
+        "  curl --resolve {MASTER}:{mport}:127.0.0.1 --cacert {} https://{MASTER}:{mport}/.well-known/service-discovery",
+        pki.ca_path.display()
+    );
+    println!(
+        "  {exe} master token {DEMO_EMAIL} --state-dir {}",
+        dir.join("master").display()
     );
     println!();
     println!("Serving until Ctrl-C.");

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{FernetKey, TokenClaims, unix_seconds};
 use crate::Hostname;
-use crate::crypto::CipherKind;
+use crate::crypto::{CipherKind, IV_LEN, KEY_LEN};
 use crate::limits::MAX_ALIASES;
 use crate::random::Random;
 use crate::version::ProtocolVersion;
@@ -86,16 +86,30 @@ impl Issuer {
         now: SystemTime,
         rng: &mut dyn Random,
     ) -> Result<Issued, IssueError> {
+        let mut aes_key = [0; KEY_LEN];
+        let mut aes_iv = [0; IV_LEN];
+        rng.fill(&mut aes_key);
+        rng.fill(&mut aes_iv);
+        self.issue_with_keys(request, aes_key, aes_iv, now, rng)
+    }
+
+    /// Mints a token for `request` around tunnel keys the client chose: Home Assistant's
+    /// cloud client generates its AES key and IV itself and sends them with its token request.
+    /// `rng` draws only the Fernet IV.
+    pub fn issue_with_keys(
+        &self,
+        request: &TokenRequest,
+        aes_key: [u8; KEY_LEN],
+        aes_iv: [u8; IV_LEN],
+        now: SystemTime,
+        rng: &mut dyn Random,
+    ) -> Result<Issued, IssueError> {
         if request.aliases.len() > MAX_ALIASES {
             return Err(IssueError::TooManyAliases(request.aliases.len()));
         }
         if request.valid_for.is_zero() {
             return Err(IssueError::NoValidity);
         }
-        let mut aes_key = [0; 32];
-        let mut aes_iv = [0; 16];
-        rng.fill(&mut aes_key);
-        rng.fill(&mut aes_iv);
         let now_s = unix_seconds(now).floor();
         let claims = TokenClaims {
             valid: (now_s + request.valid_for.as_secs_f64()).floor(),
@@ -151,6 +165,19 @@ mod tests {
             other.claims.aes_key, issued.claims.aes_key,
             "fresh keys each time"
         );
+    }
+
+    #[test]
+    fn client_chosen_keys_go_into_the_token() {
+        let key = FernetKey::generate(&mut StdRng::seed_from_u64(1));
+        let issuer = Issuer::new(std::slice::from_ref(&key)).unwrap();
+        let req = TokenRequest::new(host("a.example.test"));
+        let now = SystemTime::now();
+        let issued = issuer
+            .issue_with_keys(&req, [7; 32], [9; 16], now, &mut StdRng::seed_from_u64(2))
+            .unwrap();
+        let got = verify_token(issued.token.as_bytes(), &[key], now).unwrap();
+        assert_eq!((got.aes_key, got.aes_iv), ([7; 32], [9; 16]));
     }
 
     #[test]
