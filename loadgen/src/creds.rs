@@ -1,6 +1,6 @@
 //! Fernet keys and tunnel tokens, as a session master would mint them.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::Path;
@@ -17,15 +17,8 @@ const VALIDITY: Duration = Duration::from_secs(24 * 3600);
 pub fn read_keys(path: &Path) -> Result<Vec<FernetKey>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let keys = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| FernetKey::parse(l).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
-        .collect::<Result<Vec<_>>>()?;
-    if keys.is_empty() {
-        bail!("{}: no key", path.display());
-    }
+    let keys = sluice_proto::token::parse_key_file(&text)
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok(keys)
 }
 

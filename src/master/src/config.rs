@@ -221,20 +221,7 @@ fn read(path: &Path) -> Result<String, MasterError> {
 /// Parses a Fernet key file: one urlsafe-base64 key a line, `#` comments and blank lines
 /// skipped, at least one key (the format the edge's `--fernet-keys` reads).
 pub fn parse_fernet_keys(text: &str) -> Result<Vec<FernetKey>, String> {
-    let mut keys = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        keys.push(
-            FernetKey::parse(line).map_err(|_| format!("line {} is not a Fernet key", i + 1))?,
-        );
-    }
-    if keys.is_empty() {
-        return Err("holds no key".to_owned());
-    }
-    Ok(keys)
+    sluice_proto::token::parse_key_file(text).map_err(|e| e.to_string())
 }
 
 /// A rustls server configuration from PEM files (HTTP/2 and HTTP/1.1 offered by ALPN).

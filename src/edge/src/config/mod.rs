@@ -413,17 +413,14 @@ pub fn read_keys(path: &Path) -> Result<Vec<FernetKey>, ConfigError> {
     })
 }
 
-/// Parses key-file text; `Err(line)` names the first bad line, `Err(0)` an empty file.
+/// Parses key-file text ([`sluice_proto::token::parse_key_file`]); `Err(line)` names the first
+/// bad line, `Err(0)` an empty file.
 pub fn parse_keys(text: &str) -> Result<Vec<FernetKey>, usize> {
-    let mut keys = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        keys.push(FernetKey::parse(line).map_err(|_| i + 1)?);
-    }
-    if keys.is_empty() { Err(0) } else { Ok(keys) }
+    use sluice_proto::token::{KeyFileError, parse_key_file};
+    parse_key_file(text).map_err(|e| match e {
+        KeyFileError::Empty => 0,
+        KeyFileError::BadKey { line, .. } => line,
+    })
 }
 
 impl EdgeConfig {

@@ -9,6 +9,7 @@ mod credentials;
 mod fernet;
 mod framing;
 mod issuer;
+mod key_file;
 mod payload;
 
 use std::fmt;
@@ -18,6 +19,7 @@ pub use credentials::{Credentials, CredentialsError};
 pub use fernet::{FernetError, FernetKey, FernetKeyError};
 pub use framing::{TokenFraming, frame_token, is_unsigned_token};
 pub use issuer::{DEFAULT_VALIDITY, IssueError, Issued, Issuer, TokenRequest};
+pub use key_file::{KeyFileError, parse_key_file};
 
 use crate::crypto::{CipherKind, IV_LEN, KEY_LEN};
 use crate::hostname::{Hostname, HostnameError};
