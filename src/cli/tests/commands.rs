@@ -147,19 +147,24 @@ fn token_issue_writes_credentials_that_the_token_backs() {
     assert!(!bad.status.success());
 }
 
-#[test]
-fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
-    let dir = RunDir::new("sluice-cli-demo-").unwrap();
-    let mut demo = start(&["demo", "--dir", dir.path().to_str().unwrap()]);
-    let line = line_with(&mut demo, "curl --resolve");
+/// Runs a curl command line the demo printed, as a user pasting it would; it must succeed.
+fn run_curl_line(line: &str) -> std::process::Output {
     let args: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(args[0], "curl");
+    assert_eq!(args[0], "curl", "{line}");
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30"])
         .args(&args[1..])
         .output()
         .unwrap();
     assert!(out.status.success(), "{line}: {}", text(&out.stderr));
+    out
+}
+
+#[test]
+fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
+    let dir = RunDir::new("sluice-cli-demo-").unwrap();
+    let mut demo = start(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    let out = run_curl_line(&line_with(&mut demo, "curl --resolve"));
     let body = text(&out.stdout);
     assert!(body.contains("Hello from the Sluice demo origin"), "{body}");
     assert!(body.contains("Your address: 127.0.0.1"), "{body}");
@@ -198,15 +203,7 @@ fn demo_prints_a_curl_command_that_works_and_verify_checks_the_certificate() {
     assert_eq!(sluice(&nowhere).status.code(), Some(2));
 
     // The demo's session master answers its printed curl line, and its token line works.
-    let line = line_with(&mut demo, "/.well-known/service-discovery");
-    let args: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(args[0], "curl");
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30"])
-        .args(&args[1..])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{line}: {}", text(&out.stderr));
+    let out = run_curl_line(&line_with(&mut demo, "/.well-known/service-discovery"));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["actions"].as_object().map(|a| a.len()), Some(24));
     let line = line_with(&mut demo, " master token ");

@@ -1,12 +1,11 @@
 //! `sluice master` as an operator runs it: accounts and token sets on a state directory, and
 //! the server answering over HTTPS. Every child is killed on drop; every wait is bounded.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use sluice_testkit::{Curl, TestCa, curl_available};
+use sluice_testkit::{Curl, LoggedChild, RunDir, Signal, TestCa, curl_available};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -31,18 +30,29 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-struct Killed(Child);
+/// How long the master may take to print a line the test waits for.
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The next line of the master's log that contains `needle`.
+fn wait_line(child: &mut LoggedChild, needle: &str) -> String {
+    child
+        .next_line(needle, LINE_TIMEOUT, |l| l.contains(needle))
+        .unwrap_or_else(|e| panic!("no line with {needle:?}: {e}"))
+}
+
+/// Where the master listens, from its log.
+fn listen_addr(child: &mut LoggedChild) -> std::net::SocketAddr {
+    const PREFIX: &str = "sluice master: listening on https://";
+    let line = wait_line(child, PREFIX);
+    line[line.find(PREFIX).unwrap() + PREFIX.len()..]
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn accounts_and_token_sets_on_a_state_directory() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new("sluice-cli-master-").unwrap();
     let state = dir.path().join("state");
     let state = state.to_str().unwrap();
     let add = |email: &str, password: &str| {
@@ -119,7 +129,7 @@ fn accounts_and_token_sets_on_a_state_directory() {
 
 #[test]
 fn versions_are_blocked_listed_and_unblocked() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new("sluice-cli-master-").unwrap();
     let state = dir.path().to_str().unwrap();
     let block = sluice(
         &[
@@ -189,7 +199,7 @@ fn the_server_runs_from_a_config_file_with_flags_over_it() {
         eprintln!("curl is not installed: skipping");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new("sluice-cli-master-").unwrap();
     let ca = TestCa::new().unwrap();
     let leaf = ca.leaf(&["master.sluice.test"]).unwrap();
     let keys = sluice(&["token", "new-key"], "");
@@ -206,36 +216,16 @@ fn the_server_runs_from_a_config_file_with_flags_over_it() {
         ),
     )
     .unwrap();
-    let mut child = Killed(
-        Command::new(SLUICE)
-            .args([
-                "master",
-                "--config",
-                config.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, lines) = mpsc::channel();
-    let err = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let addr: std::net::SocketAddr = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the master says where it listens");
-        if let Some(a) = line.strip_prefix("sluice master: listening on https://") {
-            break a.parse().unwrap();
-        }
-    };
+    let mut cmd = Command::new(SLUICE);
+    cmd.args([
+        "master",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let mut child = LoggedChild::start(cmd, "master").unwrap();
+    let addr = listen_addr(&mut child);
     assert_ne!(addr.port(), 1, "the flag won over the file");
     let got = Curl::get(format!(
         "https://master.sluice.test:{}/.well-known/service-discovery",
@@ -250,61 +240,33 @@ fn the_server_runs_from_a_config_file_with_flags_over_it() {
     assert_eq!(doc["actions"].as_object().unwrap().len(), 24);
 }
 
-/// Starts `sluice master` on the state directory with `keys_path`; returns the child, its
-/// stderr lines and its address.
+/// Starts `sluice master` on the state directory with `keys_path`; returns the child and its
+/// address.
 fn start_master(
     dir: &std::path::Path,
     ca: &TestCa,
     keys_path: &std::path::Path,
-) -> (Killed, mpsc::Receiver<String>, std::net::SocketAddr) {
+) -> (LoggedChild, std::net::SocketAddr) {
     let leaf = ca.leaf(&["master.sluice.test"]).unwrap();
-    let mut child = Killed(
-        Command::new(SLUICE)
-            .args([
-                "master",
-                "--listen",
-                "127.0.0.1:0",
-                "--zone",
-                "ui.sluice.test",
-            ])
-            .args(["--edge", "edge.sluice.test", "--tls-cert"])
-            .arg(&leaf.cert_path)
-            .arg("--tls-key")
-            .arg(&leaf.key_path)
-            .arg("--fernet-keys")
-            .arg(keys_path)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, lines) = mpsc::channel();
-    let err = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let addr = wait_line(&lines, "sluice master: listening on https://")
-        .trim_start_matches("sluice master: listening on https://")
-        .parse()
-        .unwrap();
-    (child, lines, addr)
-}
-
-/// The first line containing `needle` (30 s at most).
-fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
+    let mut cmd = Command::new(SLUICE);
+    cmd.args([
+        "master",
+        "--listen",
+        "127.0.0.1:0",
+        "--zone",
+        "ui.sluice.test",
+    ])
+    .args(["--edge", "edge.sluice.test", "--tls-cert"])
+    .arg(&leaf.cert_path)
+    .arg("--tls-key")
+    .arg(&leaf.key_path)
+    .arg("--fernet-keys")
+    .arg(keys_path)
+    .arg("--state-dir")
+    .arg(dir.join("state"));
+    let mut child = LoggedChild::start(cmd, "master").unwrap();
+    let addr = listen_addr(&mut child);
+    (child, addr)
 }
 
 #[test]
@@ -314,7 +276,7 @@ fn sighup_reloads_the_key_file_and_the_new_first_key_mints() {
         return;
     }
     use sluice_proto::token::{FernetKey, verify_token};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = RunDir::new("sluice-cli-master-").unwrap();
     let ca = TestCa::new().unwrap();
     let state = dir.path().join("state");
     let state = state.to_str().unwrap();
@@ -343,7 +305,7 @@ fn sighup_reloads_the_key_file_and_the_new_first_key_mints() {
     let new = FernetKey::generate(&mut rand::rngs::OsRng);
     let keys_path = dir.path().join("fernet.keys");
     std::fs::write(&keys_path, format!("{}\n", old.to_base64())).unwrap();
-    let (child, lines, addr) = start_master(dir.path(), &ca, &keys_path);
+    let (mut child, addr) = start_master(dir.path(), &ca, &keys_path);
     let post = |path: &str, body: &str| {
         let got = Curl::get(format!("https://master.sluice.test:{}{path}", addr.port()))
             .resolve("master.sluice.test", addr.port(), addr.ip())
@@ -383,22 +345,15 @@ fn sighup_reloads_the_key_file_and_the_new_first_key_mints() {
         format!("{}\n{}\n", new.to_base64(), old.to_base64()),
     )
     .unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
-    assert!(wait_line(&lines, "reloaded").contains("2 Fernet keys"));
+    child.signal(Signal::SIGHUP).unwrap();
+    assert!(wait_line(&mut child, "reloaded").contains("2 Fernet keys"));
     let token = mint();
     assert!(verify_token(token.as_bytes(), std::slice::from_ref(&new), now).is_ok());
     assert!(verify_token(token.as_bytes(), std::slice::from_ref(&old), now).is_err());
 
     // A file that does not parse keeps the keys in use.
     std::fs::write(&keys_path, "not a key\n").unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_line(&lines, "keeping the keys").contains("line 1"));
+    child.signal(Signal::SIGHUP).unwrap();
+    assert!(wait_line(&mut child, "keeping the keys").contains("line 1"));
     assert!(verify_token(mint().as_bytes(), std::slice::from_ref(&new), now).is_ok());
 }
