@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -169,7 +170,8 @@ pub(crate) fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         Signals::new([SIGHUP, SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let keys_path = config.fernet_keys_path.clone();
     let edge = sluice_edge::start(config).context("edge did not start")?;
-    println!("{}", ready_line(&edge));
+    // A closed stdout must not stop an edge whose workers are already serving.
+    let _ = writeln!(std::io::stdout().lock(), "{}", ready_line(&edge));
     for signal in signals.forever() {
         match signal {
             SIGHUP => match keys_path.as_deref().map(read_keys) {
@@ -226,7 +228,7 @@ fn ready_line(edge: &sluice_edge::EdgeHandle) -> String {
         edge.admin_addr()
             .map_or_else(|| "none".to_owned(), |a| a.to_string()),
         edge.drivers().len(),
-        edge.drivers().first().map_or("none", |d| d.name()),
+        driver_label(edge.drivers()),
     )
 }
 
@@ -239,4 +241,13 @@ fn with_default(text: &str, default: impl std::fmt::Display) -> String {
 fn config_error(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("sluice edge: {e}");
     ExitCode::from(EXIT_CONFIG)
+}
+
+/// The workers' I/O driver, or `mixed` when a fallback happened on some workers only.
+fn driver_label(drivers: &[sluice_edge::Driver]) -> &'static str {
+    match drivers.split_first() {
+        None => "none",
+        Some((first, rest)) if rest.iter().all(|d| d == first) => first.name(),
+        Some(_) => "mixed",
+    }
 }

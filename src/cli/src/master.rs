@@ -144,8 +144,9 @@ struct TokenArgs {
     email: String,
     #[arg(long, value_name = "DIR")]
     state_dir: PathBuf,
-    /// How long the id and access tokens last (default 1h; a device enrolled by hand that
-    /// cannot refresh needs longer).
+    /// How long the id and access tokens last. Default: as long as a refresh token (30 days),
+    /// because Home Assistant renews its tokens only through Cognito, never against this
+    /// master: a token set pasted into it lasts exactly this long.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     valid_for: Option<Duration>,
 }
@@ -190,16 +191,25 @@ fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     let keys_path = raw.fernet_keys.clone();
     let config = raw.resolve()?;
     runtime()?.block_on(async {
+        // Signals are taken over before the master starts and says where it listens: a reload
+        // or a stop sent as soon as the line appears is handled, never the default (death), and
+        // the streams live across reloads so no SIGTERM is missed between two turns.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut master = Master::start(config).await?;
         eprintln!(
             "sluice master: listening on https://{}",
             master.local_addr()
         );
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("SIGHUP handler")?;
         loop {
             tokio::select! {
-                _ = crate::connect::shutdown_signal() => {
+                _ = term.recv() => {
+                    master.shutdown().await?;
+                    break;
+                }
+                _ = interrupt.recv() => {
                     master.shutdown().await?;
                     break;
                 }
@@ -306,7 +316,8 @@ async fn versions(command: VersionsCommand) -> anyhow::Result<ExitCode> {
 
 async fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
     let accounts = Accounts::open(&args.state_dir, Lifetimes::default()).await?;
-    let set = accounts.token_set_for(&args.email, args.valid_for).await?;
+    let valid_for = args.valid_for.unwrap_or(Lifetimes::default().refresh);
+    let set = accounts.token_set_for(&args.email, Some(valid_for)).await?;
     println!("{}", serde_json::to_string(&set)?);
     Ok(ExitCode::SUCCESS)
 }

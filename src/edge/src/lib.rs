@@ -5,8 +5,9 @@
 //! accepts on its own `SO_REUSEPORT` sockets and owns the tunnels it accepted. A browser
 //! connection whose SNI names a tunnel on another worker is handed to that worker; route
 //! changes travel as messages. Nothing else is shared on the data path. Names that other edges
-//! of a fleet serve come in through [`EdgeHandle::install_remote`], which is, with
-//! [`EdgeHandle::route_events`] and [`EdgeHandle::end_tunnel`], all the fleet sees of an edge.
+//! of a fleet serve come in through [`EdgeHandle::install_remote`] and leave through
+//! [`EdgeHandle::remove_remote`], which are, with [`EdgeHandle::route_events`] and
+//! [`EdgeHandle::end_tunnel`], all the fleet sees of an edge.
 //!
 //! ```text
 //!  browser ──TLS──▶ [worker k: hello peek, route] ──handover?──▶ [worker j: tunnel mux] ══▶ connector

@@ -195,13 +195,18 @@ impl Relayer {
                         let _ = socket.send(Message::Close(None)).await;
                         return;
                     };
+                    waiting.retain(|_, tx| !tx.is_closed());
+                    if waiting.len() >= MAX_PENDING {
+                        // Questions sent and not answered count against the cap too.
+                        let _ = q.answer.send(Err(RelayError::Busy));
+                        continue;
+                    }
                     let id = msgid();
                     let text = json!({"msgid": id, "handler": q.handler, "payload": q.payload});
                     if socket.send(Message::Text(text.to_string().into())).await.is_err() {
                         let _ = q.answer.send(Err(RelayError::NoAnswer));
                         return;
                     }
-                    waiting.retain(|_, tx| !tx.is_closed());
                     waiting.insert(id, q.answer);
                 }
                 incoming = tokio::time::timeout(IDLE_TIMEOUT, socket.recv()) => {

@@ -26,7 +26,7 @@ pub struct EdgeReady {
     pub admin: Option<SocketAddr>,
     /// How many workers run.
     pub workers: usize,
-    /// The I/O driver they run on: `io_uring` or `epoll`.
+    /// The I/O driver they run on: `io_uring`, `epoll`, or `mixed` (a fallback on some workers).
     pub driver: String,
 }
 
@@ -43,7 +43,12 @@ impl EdgeReady {
                 .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
         };
         let addrs = |name: &str| -> Option<Vec<SocketAddr>> {
-            field(name)?.split(',').map(|a| a.parse().ok()).collect()
+            // An edge with no listener of that kind prints the field empty.
+            let list = field(name)?;
+            if list.is_empty() {
+                return Some(Vec::new());
+            }
+            list.split(',').map(|a| a.parse().ok()).collect()
         };
         let admin = match field("admin")? {
             "none" => None,

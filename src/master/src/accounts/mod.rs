@@ -100,6 +100,24 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Runs one argon2 hash or verification on the blocking pool, at most one per CPU at a time:
+/// each holds about 19 MiB while it runs, and sign-in is open to anyone, so a burst of
+/// attempts waits its turn instead of growing the pool to hundreds of threads.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AccountError> {
+    static PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _permit = PERMITS
+        .acquire()
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
 /// A random id: 16 bytes from the OS, hex.
 pub(crate) fn random_id() -> String {
     let mut b = [0u8; 16];
@@ -171,9 +189,8 @@ impl Accounts {
             return Err(AccountError::BadPassword);
         }
         let password = password.to_owned();
-        let password_hash = tokio::task::spawn_blocking(move || password::hash(&password))
-            .await
-            .map_err(|e| AccountError::Hash(e.to_string()))?
+        let password_hash = hashing(move || password::hash(&password))
+            .await?
             .map_err(AccountError::Hash)?;
         let new = NewAccount {
             id: random_id(),
@@ -222,9 +239,7 @@ impl Accounts {
             .as_ref()
             .map_or_else(|| password::decoy().to_owned(), |a| a.password_hash.clone());
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&password, &stored))
-            .await
-            .map_err(|e| AccountError::Hash(e.to_string()))?;
+        let ok = hashing(move || password::verify(&password, &stored)).await?;
         let account = account
             .filter(|_| ok)
             .ok_or(AccountError::WrongCredentials)?;

@@ -33,32 +33,37 @@ pub(crate) struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    /// Whether `key` may try again now (at most `max` failures in the window).
-    fn allowed(&self, key: &str, max: u32, now: Instant) -> bool {
-        let mut map = self.failures.lock().expect("login limiter lock");
-        match map.get(key) {
-            Some((n, since)) if now.duration_since(*since) < FAILURE_WINDOW => *n < max,
-            _ => {
-                if map.len() >= MAX_TRACKED {
-                    map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-                }
-                map.len() < MAX_TRACKED || map.contains_key(key)
-            }
-        }
-    }
-
-    fn failed(&self, key: &str, now: Instant) {
+    /// Counts one attempt for `key` and says whether it may go ahead (at most `max` attempts
+    /// in the window that did not end in a success). Counting before the password is checked,
+    /// under one lock, is what makes the cap hold for guesses sent in parallel.
+    fn attempt(&self, key: &str, max: u32, now: Instant) -> bool {
         let mut map = self.failures.lock().expect("login limiter lock");
         if map.len() >= MAX_TRACKED && !map.contains_key(key) {
-            return;
+            map.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+            if map.len() >= MAX_TRACKED {
+                return false;
+            }
         }
         let entry = map.entry(key.to_owned()).or_insert((0, now));
         if now.duration_since(entry.1) >= FAILURE_WINDOW {
             *entry = (0, now);
         }
+        if entry.0 >= max {
+            return false;
+        }
         entry.0 += 1;
+        true
     }
 
+    /// Takes back one attempt of `key` (it succeeded, or another key refused it).
+    fn refund(&self, key: &str) {
+        let mut map = self.failures.lock().expect("login limiter lock");
+        if let Some(entry) = map.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
+    /// A success clears the account's count.
     fn succeeded(&self, key: &str) {
         self.failures
             .lock()
@@ -89,10 +94,15 @@ pub(crate) async fn login(
     let address_key = address.map(|ip| format!("address:{ip}"));
     let limiter = &state.logins;
     let now = Instant::now();
-    let open = limiter.allowed(&account_key, MAX_FAILURES_PER_ACCOUNT, now)
-        && address_key
-            .as_deref()
-            .is_none_or(|k| limiter.allowed(k, MAX_FAILURES_PER_ADDRESS, now));
+    let open = limiter.attempt(&account_key, MAX_FAILURES_PER_ACCOUNT, now);
+    let open = open
+        && match address_key.as_deref() {
+            Some(k) if !limiter.attempt(k, MAX_FAILURES_PER_ADDRESS, now) => {
+                limiter.refund(&account_key);
+                false
+            }
+            _ => true,
+        };
     if !open {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -106,16 +116,21 @@ pub(crate) async fn login(
     {
         Ok(account) => {
             limiter.succeeded(&account_key);
+            if let Some(k) = &address_key {
+                limiter.refund(k);
+            }
             Ok(Json(state.accounts.token_set(&account).await?))
         }
-        Err(e @ AccountError::WrongCredentials) => {
-            limiter.failed(&account_key, now);
-            if let Some(k) = &address_key {
-                limiter.failed(k, now);
+        Err(e) => {
+            // A failure keeps its attempt counted; only a wrong password is the caller's.
+            if !matches!(e, AccountError::WrongCredentials) {
+                limiter.refund(&account_key);
+                if let Some(k) = &address_key {
+                    limiter.refund(k);
+                }
             }
             Err(e.into())
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -124,21 +139,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_close_a_key_for_its_window_and_a_success_reopens_it() {
+    fn attempts_close_a_key_for_its_window_and_a_success_reopens_it() {
         let l = LoginLimiter::default();
         let t0 = Instant::now();
         for _ in 0..MAX_FAILURES_PER_ACCOUNT {
-            assert!(l.allowed("a", MAX_FAILURES_PER_ACCOUNT, t0));
-            l.failed("a", t0);
+            assert!(l.attempt("a", MAX_FAILURES_PER_ACCOUNT, t0));
         }
-        assert!(!l.allowed("a", MAX_FAILURES_PER_ACCOUNT, t0));
+        // Attempts in flight count: a parallel guess past the cap is refused before hashing.
+        assert!(!l.attempt("a", MAX_FAILURES_PER_ACCOUNT, t0));
         assert!(
-            l.allowed("b", MAX_FAILURES_PER_ACCOUNT, t0),
+            l.attempt("b", MAX_FAILURES_PER_ACCOUNT, t0),
             "keys are apart"
         );
-        assert!(l.allowed("a", MAX_FAILURES_PER_ACCOUNT, t0 + FAILURE_WINDOW));
+        l.refund("a");
+        assert!(
+            l.attempt("a", MAX_FAILURES_PER_ACCOUNT, t0),
+            "a refund reopens one"
+        );
+        assert!(!l.attempt("a", MAX_FAILURES_PER_ACCOUNT, t0));
+        assert!(l.attempt("a", MAX_FAILURES_PER_ACCOUNT, t0 + FAILURE_WINDOW));
         l.succeeded("a");
-        assert!(l.allowed("a", MAX_FAILURES_PER_ACCOUNT, t0));
+        assert!(l.attempt("a", MAX_FAILURES_PER_ACCOUNT, t0));
     }
 
     #[test]
@@ -146,10 +167,10 @@ mod tests {
         let l = LoginLimiter::default();
         let t0 = Instant::now();
         for i in 0..MAX_TRACKED {
-            l.failed(&format!("k{i}"), t0);
+            assert!(l.attempt(&format!("k{i}"), 5, t0));
         }
-        assert!(!l.allowed("new", 5, t0));
-        assert!(l.allowed("k1", 5, t0), "tracked keys keep their own count");
-        assert!(l.allowed("new", 5, t0 + FAILURE_WINDOW));
+        assert!(!l.attempt("new", 5, t0));
+        assert!(l.attempt("k1", 5, t0), "tracked keys keep their own count");
+        assert!(l.attempt("new", 5, t0 + FAILURE_WINDOW));
     }
 }

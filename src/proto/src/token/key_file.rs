@@ -22,6 +22,8 @@ pub enum KeyFileError {
 
 /// Parses a key file's text into its keys, in order.
 pub fn parse_key_file(text: &str) -> Result<Vec<FernetKey>, KeyFileError> {
+    // A file saved by an editor that writes a byte-order mark is still a key file.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut keys = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -52,6 +54,7 @@ mod tests {
         let text = format!("# rotation: the new key first\n\n  {b}  \n{A}\n");
         let keys = parse_key_file(&text).unwrap();
         assert_eq!(keys.len(), 2);
+        assert_eq!(parse_key_file(&format!("\u{feff}{A}\n")).unwrap().len(), 1);
         assert_eq!(keys[0].to_base64(), b);
         assert_eq!(keys[1].to_base64(), A);
     }
