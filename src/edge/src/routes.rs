@@ -29,7 +29,8 @@ use std::collections::HashMap;
 
 use sluice_proto::{EdgeId, Hostname};
 
-/// Most remote routes one worker holds (each worker holds them all: the cap is per edge).
+/// Most remote routes one worker holds. Every worker keeps its own full copy, so at the cap an
+/// edge holds this many per worker.
 /// About 100 bytes each with a short name: 1M is some 100 MiB per worker, and more names
 /// than one fleet serves today.
 pub const MAX_REMOTE_ROUTES: usize = 1_000_000;

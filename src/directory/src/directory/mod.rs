@@ -189,7 +189,7 @@ impl Directory {
     }
 
     /// Where another edge's fleet listener is, if its key is in the replica.
-    pub fn peer_addr(&self, edge: &EdgeId) -> Option<SocketAddr> {
+    pub fn edge_addr(&self, edge: &EdgeId) -> Option<SocketAddr> {
         self.edges.get(edge).copied()
     }
 

@@ -96,6 +96,17 @@ pub fn attach(
     let _ = wait_for(Duration::from_secs(2), || {
         (accepted() > before).then_some(())
     });
+    // The owning worker counts the tunnel as soon as it has claimed its names; the others
+    // learn the claim by message. Until every worker holds as many names, a browser that
+    // lands on another worker may find none.
+    let _ = wait_for(Duration::from_secs(2), || {
+        let workers = edge.metrics().workers();
+        let first = workers.first().map(|w| w.routes());
+        workers
+            .iter()
+            .all(|w| Some(w.routes()) == first)
+            .then_some(())
+    });
     Ok(peer)
 }
 

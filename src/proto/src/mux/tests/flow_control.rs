@@ -339,3 +339,80 @@ fn after_a_protocol_0_stall_a_slow_reader_keeps_its_channel_and_dead_ones_lose_t
     }
     assert_eq!(p.server.received[&slow_s].len(), 100 * 1024);
 }
+
+#[test]
+fn under_tunnel_pressure_channels_are_paused_early() {
+    let mut p = Pair::with_config(
+        CipherKind::AesGcm,
+        ProtocolVersion::V2,
+        small_server(),
+        small_client(),
+    );
+    p.server.auto_consume = false;
+    let pairs: Vec<_> = (0..8).map(|_| p.open()).collect();
+    // Each channel gets 40 KiB: under `incoming_high` (64 KiB), over `incoming_low`. Once the
+    // tunnel holds half its cap, channels are paused at `incoming_low`.
+    for _ in 0..4 {
+        for &(_, c) in &pairs {
+            if p.client.mux.can_send(c) {
+                p.client
+                    .mux
+                    .send(c, Bytes::from(vec![3u8; 40 * 1024]), p.now)
+                    .unwrap();
+            }
+        }
+        p.drive();
+    }
+    let held = p.server.mux.incoming_total;
+    assert!(held >= 512 * 1024, "pressure reached: {held}");
+    assert!(held <= 1024 * 1024);
+    assert!(p.server.mux.stats().pauses_sent > 0);
+    assert_eq!(p.server.mux.stats().channels_overrun, 0, "nobody lost");
+}
+
+#[test]
+fn a_busy_channel_does_not_starve_a_quiet_one() {
+    let mut p = Pair::new(CipherKind::AesCbc, ProtocolVersion::V1);
+    let (bulk, _) = p.open();
+    let (quiet, cq) = p.open();
+    p.server
+        .mux
+        .send(bulk, Bytes::from(vec![0u8; 4 * 1024 * 1024]), p.now)
+        .unwrap();
+    p.server
+        .mux
+        .send(quiet, Bytes::from_static(b"ping me"), p.now)
+        .unwrap();
+    // Only the first 256 KiB batch goes out: the quiet channel's frame must be in it.
+    let mut tx = crate::mux::Transmit::new();
+    p.server
+        .mux
+        .poll_transmit(&mut tx, 256 * 1024, p.now)
+        .unwrap();
+    let mut wire = Vec::new();
+    for seg in tx.take_segments() {
+        wire.extend_from_slice(&seg);
+    }
+    p.client.input(&wire, p.now);
+    assert_eq!(p.client.received[&cq], b"ping me");
+}
+
+#[test]
+fn outgoing_watermarks_block_and_release_the_source() {
+    let mut p = Pair::with_config(
+        CipherKind::AesGcm,
+        ProtocolVersion::V2,
+        small_server(),
+        small_client(),
+    );
+    let (_, c) = p.open();
+    assert!(p.client.mux.can_send(c));
+    p.client
+        .mux
+        .send(c, Bytes::from(vec![0u8; 64 * 1024]), p.now)
+        .unwrap();
+    assert!(!p.client.mux.can_send(c), "at the high watermark");
+    p.drive();
+    assert!(p.client.writable.contains(&c), "Writable once flushed");
+    assert!(p.client.mux.can_send(c));
+}
