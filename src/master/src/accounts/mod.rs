@@ -342,7 +342,14 @@ impl Accounts {
             .await?
         {
             Rotation::Rotated => Ok(set),
-            Rotation::Replayed => Err(AccountError::Replayed),
+            Rotation::Replayed => {
+                // The one security event here: someone holds a refresh token already used.
+                tracing::warn!(
+                    account = %account.email,
+                    "a used refresh token was presented again; its whole family is revoked"
+                );
+                Err(AccountError::Replayed)
+            }
             Rotation::Unknown => Err(AccountError::Token(JwtError::Invalid)),
         }
     }

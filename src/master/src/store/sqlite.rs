@@ -127,7 +127,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn add_account(&self, new: NewAccount, by: Actor<'_>) -> Result<Account, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
             "INSERT INTO accounts (id, email, password_hash, subscription_expires, created_at) \
              VALUES (?, ?, ?, ?, ?)",
@@ -180,7 +180,7 @@ impl Store for SqliteStore {
     }
 
     async fn disable_account(&self, email: &str, by: Actor<'_>) -> Result<Account, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let sql =
             format!("UPDATE accounts SET disabled = 1 WHERE email = ? RETURNING {ACCOUNT_COLUMNS}");
         let row = sqlx::query(&sql)
@@ -206,7 +206,7 @@ impl Store for SqliteStore {
         name: &str,
         by: Actor<'_>,
     ) -> Result<Instance, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing = sqlx::query(
             "SELECT id, account_id, name, created_at FROM instances WHERE account_id = ?",
         )
@@ -252,7 +252,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_refresh(&self, record: RefreshRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_refresh(&mut tx, &record).await?;
         tx.commit().await?;
         Ok(())
@@ -264,7 +264,7 @@ impl Store for SqliteStore {
         next: RefreshRecord,
         now: u64,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT family, used_at, revoked FROM refresh_tokens WHERE jti = ? AND account_id = ?",
         )
@@ -306,7 +306,7 @@ impl Store for SqliteStore {
         reason: &str,
         by: Actor<'_>,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let updated = sqlx::query("UPDATE version_blocks SET reason = ? WHERE spec = ?")
             .bind(reason)
             .bind(spec)
@@ -348,7 +348,7 @@ impl Store for SqliteStore {
     }
 
     async fn unblock_version(&self, spec: &str, by: Actor<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let gone = sqlx::query("DELETE FROM version_blocks WHERE spec = ?")
             .bind(spec)
             .execute(&mut *tx)
@@ -384,7 +384,7 @@ impl Store for SqliteStore {
         name: &str,
         by: Actor<'_>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO version_overrides (instance_id, created_at) VALUES (?, ?) \
              ON CONFLICT (instance_id) DO NOTHING",
