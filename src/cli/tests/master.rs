@@ -127,69 +127,33 @@ fn accounts_and_token_sets_on_a_state_directory() {
     );
 }
 
+/// `sluice master versions ARGS --state-dir STATE`, with nothing on stdin.
+fn versions(state: &str, args: &[&str]) -> Output {
+    let mut all = vec!["master", "versions"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--state-dir", state]);
+    sluice(&all, "")
+}
+
 #[test]
 fn versions_are_blocked_listed_and_unblocked() {
     let dir = RunDir::new("sluice-cli-master-").unwrap();
     let state = dir.path().to_str().unwrap();
-    let block = sluice(
-        &[
-            "master",
-            "versions",
-            "block",
-            "<=2021.1.4",
-            "--reason",
-            "CVE-2021-0001",
-            "--state-dir",
-            state,
-        ],
-        "",
-    );
+    let block = versions(state, &["block", "<=2021.1.4", "--reason", "CVE-2021-0001"]);
     assert!(block.status.success(), "{}", text(&block.stderr));
-    let bad = sluice(
-        &[
-            "master",
-            "versions",
-            "block",
-            "~2021",
-            "--reason",
-            "x",
-            "--state-dir",
-            state,
-        ],
-        "",
-    );
+    let bad = versions(state, &["block", "~2021", "--reason", "x"]);
     assert!(!bad.status.success());
-    let list = sluice(&["master", "versions", "list", "--state-dir", state], "");
+    let list = versions(state, &["list"]);
     assert_eq!(text(&list.stdout), "<=2021.1.4\tCVE-2021-0001\n");
-    let unblock = sluice(
-        &[
-            "master",
-            "versions",
-            "unblock",
-            "<=2021.1.4",
-            "--state-dir",
-            state,
-        ],
-        "",
-    );
+    let unblock = versions(state, &["unblock", "<=2021.1.4"]);
     assert!(unblock.status.success(), "{}", text(&unblock.stderr));
-    let again = sluice(
-        &[
-            "master",
-            "versions",
-            "unblock",
-            "<=2021.1.4",
-            "--state-dir",
-            state,
-        ],
-        "",
-    );
+    let again = versions(state, &["unblock", "<=2021.1.4"]);
     assert!(
         text(&again.stderr).contains("not blocked"),
         "{}",
         text(&again.stderr)
     );
-    let list = sluice(&["master", "versions", "list", "--state-dir", state], "");
+    let list = versions(state, &["list"]);
     assert_eq!(text(&list.stdout), "");
 }
 

@@ -55,9 +55,6 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const LINGER: Duration = Duration::from_secs(5);
 const MAX_HEAD: usize = 16 * 1024;
 const BACKLOG: u32 = 1024;
-/// The longest PROXY v2 header read (16-byte prelude plus the largest address block with TLVs
-/// it is worth carrying in a test).
-const MAX_PROXY_HEADER: usize = 2100;
 
 /// How the origin treats connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +300,7 @@ fn bind(at: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Reads a PROXY v2 header if one comes first, leaving everything after it unread.
 async fn read_proxy(stream: &mut tokio::net::TcpStream) -> std::io::Result<Option<SocketAddr>> {
-    let mut buf = vec![0u8; MAX_PROXY_HEADER];
+    let mut buf = vec![0u8; sluice_proto::limits::MAX_PROXY_V2_LEN];
     // Bounded: a header that never completes ends with the handshake timeout around this.
     loop {
         let n = stream.peek(&mut buf).await?;

@@ -84,7 +84,7 @@ async fn handle(
 
 /// Reads a PROXY header if one comes first; `None` if the stream starts with anything else.
 async fn read_proxy_header(stream: &mut TcpStream) -> std::io::Result<Option<SocketAddr>> {
-    let mut buf = vec![0u8; 2100];
+    let mut buf = vec![0u8; sluice_proto::limits::MAX_PROXY_V2_LEN];
     loop {
         let n = stream.peek(&mut buf).await?;
         if n == 0 {

@@ -65,6 +65,20 @@ async fn connected(fx: &Fixture, account: &str) {
     panic!("the relayer never saw the connection");
 }
 
+/// Asks `account`'s instance `remote_sni` in the background (10 s to answer), as the account
+/// page's Connect button does.
+fn ask_remote_sni(
+    relayer: &sluice_master::relayer::Relayer,
+    account: &str,
+) -> tokio::task::JoinHandle<Result<Value, RelayError>> {
+    let (relayer, account) = (relayer.clone(), account.to_owned());
+    tokio::spawn(async move {
+        relayer
+            .ask(&account, "remote_sni", json!({}), Duration::from_secs(10))
+            .await
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questions_reach_the_instance_and_its_answers_come_back() {
     let edge = EdgeAddress {
@@ -114,14 +128,7 @@ async fn questions_reach_the_instance_and_its_answers_come_back() {
     .await
     .unwrap();
 
-    let asking = {
-        let (relayer, account) = (relayer.clone(), account.clone());
-        tokio::spawn(async move {
-            relayer
-                .ask(&account, "remote_sni", json!({}), Duration::from_secs(10))
-                .await
-        })
-    };
+    let asking = ask_remote_sni(&relayer, &account);
     let q = next_json(&mut ws).await;
     assert_eq!(q["handler"], "remote_sni", "{q}");
     ws.send(Message::Text(
@@ -136,14 +143,7 @@ async fn questions_reach_the_instance_and_its_answers_come_back() {
         Ok(json!({"server": "edge.sluice.test"}))
     );
 
-    let refusing = {
-        let (relayer, account) = (relayer.clone(), account.clone());
-        tokio::spawn(async move {
-            relayer
-                .ask(&account, "remote_sni", json!({}), Duration::from_secs(10))
-                .await
-        })
-    };
+    let refusing = ask_remote_sni(&relayer, &account);
     let q = next_json(&mut ws).await;
     ws.send(Message::Text(
         json!({"msgid": q["msgid"], "error": "remote_activation_not_allowed"})
