@@ -226,10 +226,15 @@ pub(super) async fn route(
                 record_version,
                 hops: hops + 1,
             };
-            match w.send_to(r.worker, Message::Handover(handover)) {
-                Ok(()) => WorkerMetrics::inc(&w.m().handovers_out),
+            // Counted before the message leaves: the owning worker may serve the browser whole
+            // before this thread runs again, and a reader of the count must not see it short.
+            WorkerMetrics::inc(&w.m().handovers_out);
+            if w.send_to(r.worker, Message::Handover(handover)).is_err() {
                 // That worker is gone (shutting down): the connection closes with the message.
-                Err(_) => w.m().refused(Refusal::ShuttingDown),
+                w.m()
+                    .handovers_out
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                w.m().refused(Refusal::ShuttingDown);
             }
         }
         Some(Found::Remote(r)) => {
